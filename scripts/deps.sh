@@ -1,0 +1,23 @@
+#!/bin/sh
+# deps.sh -- install the Debian 12 packages turnstone needs to build and run.
+#   scripts/deps.sh          build + run dependencies
+#   scripts/deps.sh --test   also what the test suite uses (coturn's client
+#                            tools, Chromium, Node.js, Python 3)
+set -e
+pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
+libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev"
+if [ "${1:-}" = "--test" ]; then
+	pkgs="$pkgs coturn chromium python3 procps iproute2"
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "deps.sh: installing$missing"
+	$SUDO apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi

@@ -1,0 +1,27 @@
+#!/bin/sh
+# run.sh -- install, build and start turnstone on its embedded default: a
+# local demo on 127.0.0.1:3478 with one static user and no Redis. Extra
+# arguments are passed to the server (e.g. -c etc/turnstone.conf).
+set -e
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+[ -x configure ] || ./autogen.sh
+mkdir -p build
+cd build
+[ -f Makefile ] || ../configure
+make -j2 src/turnstone
+cat <<'SNIPPET'
+
+turnstone demo: paste into your page
+  new RTCPeerConnection({
+    iceServers: [{ urls: ["stun:127.0.0.1:3478", "turn:127.0.0.1:3478"],
+                   username: "demo", credential: "demo-password" }],
+    iceTransportPolicy: "relay"
+  });
+
+The demo listens on 127.0.0.1 only and allows loopback peers so two tabs on
+this machine can relay to each other. For a public server use a config file:
+  build/src/turnstone -c etc/turnstone.conf
+SNIPPET
+exec ./src/turnstone --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --realm=turnstone.demo \
+	--user=demo:demo-password --allow-loopback-peers "$@"

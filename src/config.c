@@ -1,0 +1,668 @@
+/* config.c -- turnstone's configuration: a libconfig file plus --key=value
+ * command-line options, both read through one table of option descriptors.
+ *
+ * Order: the command line is split into (option, value) pairs first (so -c
+ * and unknown options are found up front), then the file is applied, then
+ * the pairs, so the command line wins. A list key given on the command line
+ * replaces the file's list; peer ranges are the exception and accumulate,
+ * since they are rules added to the built-in policy, not a setting to replace.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#ifdef PACKAGE_VERSION
+#define CONFIG_SOFTWARE "turnstone/" PACKAGE_VERSION
+#else
+#define CONFIG_SOFTWARE "turnstone"
+#endif
+
+enum opt_type {
+	OPT_INT,        /* int within [lo, hi] */
+	OPT_STR,        /* char *; "" unsets it unless check refuses "" */
+	OPT_BOOL,       /* int, 0 or 1 */
+	OPT_STR_LIST,   /* char *[CONFIG_MAX_LISTEN] with a size_t count */
+	OPT_USER_LIST,  /* "name:password" into users[] / n_users */
+	OPT_PEER_RANGE, /* added to c->policy: lo = 1 allow list, 0 deny list */
+};
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t off;                  /* offsetof(struct config, field) */
+	size_t n_off;                /* lists: offsetof the size_t count */
+	int lo, hi;                  /* see enum opt_type */
+	int (*check)(const char *);  /* strings: 1 when the value is acceptable */
+	const char *arg;             /* placeholder in the usage text */
+	const char *help;
+};
+
+static int check_ip(const char *s);
+static int check_external_ip(const char *s);
+static int check_nonempty(const char *s);
+
+#define F(field) offsetof(struct config, field)
+#define INT(name, field, lo, hi, arg, help) { name, OPT_INT, F(field), 0, lo, hi, NULL, arg, help }
+#define BOOL(name, field, help) { name, OPT_BOOL, F(field), 0, 0, 1, NULL, NULL, help }
+
+static const struct opt opts[] = {
+	{ "listening-ip", OPT_STR_LIST, F(listening_ip), F(n_listening_ip), 0, 0, check_ip, "IP",
+	  "address to listen on, repeatable (none: 0.0.0.0 and ::)" },
+	INT("listening-port", listening_port, 1, 65535, "PORT", "UDP and TCP port"),
+	INT("tls-listening-port", tls_listening_port, 1, 65535, "PORT", "TLS port"),
+	{ "relay-ip", OPT_STR_LIST, F(relay_ip), F(n_relay_ip), 0, 0, check_ip, "IP",
+	  "address relay sockets bind to, repeatable (none: wildcard)" },
+	{ "external-ip", OPT_STR, F(external_ip), 0, 0, 0, check_external_ip, "PUBLIC[/PRIVATE]",
+	  "relay address advertised to clients behind NAT" },
+	INT("min-port", min_port, 1, 65535, "PORT", "lowest relay port"),
+	INT("max-port", max_port, 1, 65535, "PORT", "highest relay port"),
+	{ "realm", OPT_STR, F(realm), 0, 0, 0, check_nonempty, "REALM", "authentication realm" },
+	{ "user", OPT_USER_LIST, F(users), F(n_users), 0, 0, NULL, "NAME:PASSWORD",
+	  "long-term credential, repeatable" },
+	BOOL("lt-cred-mech", lt_cred_mech, "long-term credentials (implied by 'user')"),
+	INT("stale-nonce", stale_nonce, 1, 86400, "SECONDS", "nonce lifetime"),
+	INT("max-allocate-lifetime", max_allocate_lifetime, 1, 86400, "SECONDS",
+	    "longest allocation lifetime granted"),
+	INT("default-allocate-lifetime", default_allocate_lifetime, 1, 86400, "SECONDS",
+	    "allocation lifetime when the client asks for none"),
+	INT("permission-lifetime", permission_lifetime, 1, 3600, "SECONDS", "permission lifetime"),
+	INT("channel-lifetime", channel_lifetime, 1, 3600, "SECONDS", "channel binding lifetime"),
+	{ "denied-peer-ip", OPT_PEER_RANGE, 0, 0, 0, 0, NULL, "RANGE",
+	  "refuse peers in ADDR, ADDR/PREFIX or ADDR1-ADDR2, repeatable" },
+	{ "allowed-peer-ip", OPT_PEER_RANGE, 0, 0, 1, 0, NULL, "RANGE",
+	  "permit peers in RANGE even if denied, repeatable" },
+	BOOL("allow-loopback-peers", allow_loopback_peers, "permit 127.0.0.0/8 and ::1 peers"),
+	BOOL("rfc5766-channels", rfc5766_channels,
+	     "also bind channel numbers 0x5000-0x7FFF (RFC 5766 clients such as turnutils_uclient)"),
+	BOOL("no-udp", no_udp, "do not listen on UDP"),
+	BOOL("no-tcp", no_tcp, "do not listen on TCP"),
+	BOOL("no-tls", no_tls, "do not listen on TLS"),
+	BOOL("no-stun", no_stun, "refuse plain STUN Binding requests"),
+	INT("relay-threads", relay_threads, 1, 1024, "N", "worker threads (default: online CPUs)"),
+	{ "log-file", OPT_STR, F(log_file), 0, 0, 0, NULL, "FILE", "log here instead of stderr" },
+	BOOL("verbose", verbose, "debug logging"),
+	{ "pidfile", OPT_STR, F(pidfile), 0, 0, 0, NULL, "FILE", "write the process id here" },
+	{ "software", OPT_STR, F(software), 0, 0, 0, NULL, "TEXT",
+	  "SOFTWARE attribute (\"\" omits it)" },
+};
+
+#undef F
+#undef INT
+#undef BOOL
+
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* Per-call state of config_load. */
+struct load {
+	struct config *c;
+	unsigned char replaced[N_OPTS];  /* list already emptied by the command line */
+};
+
+/* One option from the command line; value is NULL for a bare boolean. */
+struct cmd_opt {
+	const struct opt *o;
+	const char *value;
+};
+
+/* ---- value checks and setters (shared by file and command line) --------- */
+
+static int check_ip(const char *s)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static int check_external_ip(const char *s)
+{
+	char buf[128];
+	char *slash;
+
+	if (strlen(s) >= sizeof(buf))
+		return 0;
+	strcpy(buf, s);
+	if ((slash = strchr(buf, '/')) == NULL)
+		return check_ip(buf);
+	*slash = '\0';
+	return check_ip(buf) && check_ip(slash + 1);
+}
+
+static int check_nonempty(const char *s)
+{
+	return s[0] != '\0';
+}
+
+static void *field(struct config *c, const struct opt *o)
+{
+	return (char *)c + o->off;
+}
+
+static size_t *count(struct config *c, const struct opt *o)
+{
+	return (size_t *)(void *)((char *)c + o->n_off);
+}
+
+static const struct opt *opt_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+/* Message for an integer that is missing, malformed or out of range. */
+static int bad_int(const struct opt *o, char *why, size_t wlen)
+{
+	snprintf(why, wlen, "must be an integer %d..%d", o->lo, o->hi);
+	return -1;
+}
+
+static int set_int(struct config *c, const struct opt *o, long long v, char *why, size_t wlen)
+{
+	if (v < o->lo || v > o->hi)
+		return bad_int(o, why, wlen);
+	*(int *)field(c, o) = (int)v;
+	return 0;
+}
+
+/* Splits "name:password" into a new users[] entry. The value is never echoed
+ * in a message: it holds a password. */
+static int add_user(struct config *c, const char *s, char *why, size_t wlen)
+{
+	const char *colon = strchr(s, ':');
+	struct config_user *u;
+
+	if (colon == NULL || colon == s || colon[1] == '\0') {
+		snprintf(why, wlen, "must be \"name:password\" with a non-empty name and password");
+		return -1;
+	}
+	for (size_t i = 0; i < c->n_users; i++) {
+		if (strncmp(c->users[i].name, s, (size_t)(colon - s)) == 0 &&
+		    c->users[i].name[colon - s] == '\0') {
+			snprintf(why, wlen, "duplicate user '%.*s'", (int)(colon - s), s);
+			return -1;
+		}
+	}
+	if (c->n_users == CONFIG_MAX_USERS) {
+		snprintf(why, wlen, "more than %d users", CONFIG_MAX_USERS);
+		return -1;
+	}
+	u = &c->users[c->n_users];
+	u->name = strndup(s, (size_t)(colon - s));
+	u->password = strdup(colon + 1);
+	if (u->name == NULL || u->password == NULL) {
+		free(u->name);
+		free(u->password);
+		u->name = u->password = NULL;
+		snprintf(why, wlen, "out of memory");
+		return -1;
+	}
+	c->n_users++;
+	return 0;
+}
+
+static int add_string(struct config *c, const struct opt *o, const char *s, char *why, size_t wlen)
+{
+	char **list = field(c, o);
+	size_t *n = count(c, o);
+
+	if (*n == CONFIG_MAX_LISTEN) {
+		snprintf(why, wlen, "more than %d addresses", CONFIG_MAX_LISTEN);
+		return -1;
+	}
+	if ((list[*n] = strdup(s)) == NULL) {
+		snprintf(why, wlen, "out of memory");
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* Applies a string value to any non-integer, non-boolean option. */
+static int set_str(struct config *c, const struct opt *o, const char *s, char *why, size_t wlen)
+{
+	if (o->check != NULL && !o->check(s)) {
+		if (o->check == check_nonempty)
+			snprintf(why, wlen, "must not be empty");
+		else if (o->check == check_ip)
+			snprintf(why, wlen, "'%s' is not an IP address", s);
+		else
+			snprintf(why, wlen, "'%s' must be an IP address or PUBLIC/PRIVATE IP addresses", s);
+		return -1;
+	}
+	switch (o->type) {
+	case OPT_STR: {
+		char **dst = field(c, o);
+		char *copy = NULL;
+		if (s[0] != '\0' && (copy = strdup(s)) == NULL) {
+			snprintf(why, wlen, "out of memory");
+			return -1;
+		}
+		free(*dst);
+		*dst = copy;
+		return 0;
+	}
+	case OPT_STR_LIST:
+		return add_string(c, o, s, why, wlen);
+	case OPT_USER_LIST:
+		return add_user(c, s, why, wlen);
+	case OPT_PEER_RANGE:
+		if (turn_policy_add(c->policy, s, o->lo) < 0) {
+			snprintf(why, wlen, "'%s' is not ADDR, ADDR/PREFIX or ADDR1-ADDR2 (or out of memory)", s);
+			return -1;
+		}
+		return 0;
+	default:
+		snprintf(why, wlen, "internal error: not a string option");
+		return -1;
+	}
+}
+
+/* Empties a list option so the command line's values replace the file's. */
+static void list_clear(struct config *c, const struct opt *o)
+{
+	if (o->type == OPT_STR_LIST) {
+		char **list = field(c, o);
+		for (size_t i = 0; i < *count(c, o); i++) {
+			free(list[i]);
+			list[i] = NULL;
+		}
+		*count(c, o) = 0;
+	} else if (o->type == OPT_USER_LIST) {
+		for (size_t i = 0; i < c->n_users; i++) {
+			free(c->users[i].name);
+			if (c->users[i].password != NULL)
+				explicit_bzero(c->users[i].password, strlen(c->users[i].password));
+			free(c->users[i].password);
+			c->users[i].name = c->users[i].password = NULL;
+		}
+		c->n_users = 0;
+	}
+}
+
+/* ---- the file ---------------------------------------------------------- */
+
+/* Applies one top-level setting, or returns -1 with the reason in why.
+ * Errors name the key's line: libconfig gives a list element the line of the
+ * token after it, which is off by one when "]" sits on the next line. */
+static int file_value(struct config *c, const struct opt *o, const config_setting_t *s, char *why,
+		      size_t wlen)
+{
+	int type = config_setting_type(s);
+	char inner[200];
+
+	switch (o->type) {
+	case OPT_INT:
+		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+			return bad_int(o, why, wlen);
+		return set_int(c, o, config_setting_get_int64(s), why, wlen);
+	case OPT_BOOL:
+		if (type != CONFIG_TYPE_BOOL) {
+			snprintf(why, wlen, "must be true or false");
+			return -1;
+		}
+		*(int *)field(c, o) = config_setting_get_bool(s) ? 1 : 0;
+		return 0;
+	case OPT_STR:
+		if (type != CONFIG_TYPE_STRING) {
+			snprintf(why, wlen, "must be a string");
+			return -1;
+		}
+		return set_str(c, o, config_setting_get_string(s), why, wlen);
+	default:
+		break;
+	}
+	/* Lists: one string, or a list/array of strings. */
+	if (type == CONFIG_TYPE_STRING)
+		return set_str(c, o, config_setting_get_string(s), why, wlen);
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY) {
+		snprintf(why, wlen, "must be a string or a list of strings");
+		return -1;
+	}
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			snprintf(why, wlen, "item %d: must be a string", i + 1);
+			return -1;
+		}
+		if (set_str(c, o, config_setting_get_string(e), inner, sizeof(inner)) < 0) {
+			snprintf(why, wlen, "item %d: %s", i + 1, inner);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+	config_t cf;
+	config_setting_t *root;
+	FILE *f;
+	int rc = 0;
+
+	/* Opened here rather than by config_read_file so errno is reliable. */
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	config_init(&cf);
+	if (config_read(&cf, f) != CONFIG_TRUE) {
+		const char *file = config_error_file(&cf);
+		snprintf(err, errlen, "%s:%d: syntax error: %s", file != NULL ? file : path,
+			 config_error_line(&cf), config_error_text(&cf));
+		rc = -1;
+	}
+	fclose(f);
+	root = rc == 0 ? config_root_setting(&cf) : NULL;
+	for (int i = 0; root != NULL && i < config_setting_length(root); i++) {
+		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const char *file = config_setting_source_file(s);
+		const struct opt *o = opt_find(name, strlen(name));
+		unsigned line = config_setting_source_line(s);
+		char why[256];
+
+		if (file == NULL)
+			file = path;
+		if (o == NULL) {
+			snprintf(err, errlen, "%s:%u: unknown key '%s'", file, line, name);
+			rc = -1;
+			break;
+		}
+		if (file_value(c, o, s, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%u: key '%s': %s", file, line, name, why);
+			rc = -1;
+			break;
+		}
+	}
+	config_destroy(&cf);
+	return rc;
+}
+
+/* ---- the command line --------------------------------------------------- */
+
+static int parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return *out = 1, 0;
+		if (strcasecmp(s, no[i]) == 0)
+			return *out = 0, 0;
+	}
+	return -1;
+}
+
+static int cmd_value(struct config *c, const struct opt *o, const char *v, char *why, size_t wlen)
+{
+	char *end;
+	long long n;
+	int b;
+
+	switch (o->type) {
+	case OPT_INT:
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (!isdigit((unsigned char)v[0]) && v[0] != '-')
+			return bad_int(o, why, wlen);  /* strtoll would skip spaces */
+		if (*end != '\0' || errno == ERANGE)
+			return bad_int(o, why, wlen);
+		return set_int(c, o, n, why, wlen);
+	case OPT_BOOL:
+		if (v == NULL)
+			b = 1;
+		else if (parse_bool(v, &b) < 0) {
+			snprintf(why, wlen, "must be true or false");
+			return -1;
+		}
+		*(int *)field(c, o) = b;
+		return 0;
+	default:
+		return set_str(c, o, v, why, wlen);
+	}
+}
+
+/* Splits argv into pairs without applying anything. Fills *file from -c FILE
+ * / --config=FILE. Returns the number of pairs, or -1 with err set. */
+static int cmd_split(int argc, char **argv, struct cmd_opt *out, const char **file, char *err,
+		     size_t errlen)
+{
+	int n = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *eq;
+
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "command line: %s needs a file name", a);
+				return -1;
+			}
+			*file = argv[++i];
+			continue;
+		}
+		if (strncmp(a, "--config=", 9) == 0) {
+			*file = a + 9;
+			continue;
+		}
+		if (strcmp(a, "-v") == 0) {
+			out[n].o = opt_find("verbose", 7);
+			out[n++].value = NULL;
+			continue;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			snprintf(err, errlen, "command line: unexpected argument '%s'", a);
+			return -1;
+		}
+		a += 2;
+		eq = strchr(a, '=');
+		out[n].o = opt_find(a, eq != NULL ? (size_t)(eq - a) : strlen(a));
+		if (out[n].o == NULL) {
+			snprintf(err, errlen, "command line: unknown option '--%.*s'",
+				 eq != NULL ? (int)(eq - a) : (int)strlen(a), a);
+			return -1;
+		}
+		if (eq != NULL)
+			out[n].value = eq + 1;
+		else if (out[n].o->type == OPT_BOOL)
+			out[n].value = NULL;
+		else if (i + 1 < argc)
+			out[n].value = argv[++i];
+		else {
+			snprintf(err, errlen, "command line: --%s needs a value", a);
+			return -1;
+		}
+		n++;
+	}
+	return n;
+}
+
+static int cmd_apply(struct load *st, const struct cmd_opt *v, int n, char *err, size_t errlen)
+{
+	char why[256];
+
+	for (int i = 0; i < n; i++) {
+		const struct opt *o = v[i].o;
+		size_t idx = (size_t)(o - opts);
+
+		if ((o->type == OPT_STR_LIST || o->type == OPT_USER_LIST) && !st->replaced[idx]) {
+			list_clear(st->c, o);
+			st->replaced[idx] = 1;
+		}
+		if (cmd_value(st->c, o, v[i].value, why, sizeof(why)) < 0) {
+			if (v[i].value == NULL || o->type == OPT_USER_LIST)
+				snprintf(err, errlen, "command line: --%s: %s", o->name, why);
+			else
+				snprintf(err, errlen, "command line: --%s=%s: %s", o->name, v[i].value, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+void config_defaults(struct config *c)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(c, 0, sizeof(*c));
+	c->listening_port = 3478;
+	c->tls_listening_port = 5349;
+	c->min_port = 49152;
+	c->max_port = 65535;
+	c->stale_nonce = 600;
+	c->max_allocate_lifetime = 3600;
+	c->default_allocate_lifetime = 600;
+	c->permission_lifetime = 300;
+	c->channel_lifetime = 600;
+	c->relay_threads = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
+	/* Out of memory leaves NULLs, which config_validate reports. */
+	c->realm = strdup("turnstone");
+	c->software = strdup(CONFIG_SOFTWARE);
+	c->policy = turn_policy_new();
+}
+
+int config_load(struct config *c, int argc, char **argv, int *want_help, char *err, size_t errlen)
+{
+	struct load st;
+	struct cmd_opt *v;
+	const char *file = NULL;
+	int n, rc = 0;
+
+	if (want_help != NULL)
+		*want_help = 0;
+	/* Help wins over everything, even a bad file. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			if (want_help != NULL)
+				*want_help = 1;
+			return 0;
+		}
+	}
+	if (c->policy == NULL) {
+		snprintf(err, errlen, "out of memory building the peer policy");
+		return -1;
+	}
+	if ((v = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*v))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memset(&st, 0, sizeof(st));
+	st.c = c;
+	if ((n = cmd_split(argc, argv, v, &file, err, errlen)) < 0)
+		rc = -1;
+	if (rc == 0 && file != NULL) {
+		free(c->config_file);
+		if ((c->config_file = strdup(file)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+		}
+	}
+	if (rc == 0 && file != NULL)
+		rc = load_file(c, file, err, errlen);
+	if (rc == 0)
+		rc = cmd_apply(&st, v, n, err, errlen);
+	free(v);
+	if (rc < 0)
+		return -1;
+
+	if (c->n_users > 0)
+		c->lt_cred_mech = 1;
+	if (c->allow_loopback_peers)
+		turn_policy_allow_loopback(c->policy);
+	return 0;
+}
+
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+	if (c->policy == NULL || c->realm == NULL) {
+		snprintf(err, errlen, "out of memory while setting defaults");
+		return -1;
+	}
+	if (c->no_udp && c->no_tcp && c->no_tls) {
+		snprintf(err, errlen, "nothing to listen on: no-udp, no-tcp and no-tls are all set");
+		return -1;
+	}
+	if (c->min_port > c->max_port) {
+		snprintf(err, errlen, "min-port (%d) is greater than max-port (%d)", c->min_port, c->max_port);
+		return -1;
+	}
+	if (c->default_allocate_lifetime > c->max_allocate_lifetime) {
+		snprintf(err, errlen, "default-allocate-lifetime (%d) is greater than max-allocate-lifetime (%d)",
+			 c->default_allocate_lifetime, c->max_allocate_lifetime);
+		return -1;
+	}
+	if (!c->no_tls && (!c->no_udp || !c->no_tcp) && c->listening_port == c->tls_listening_port) {
+		snprintf(err, errlen, "listening-port and tls-listening-port are both %d", c->listening_port);
+		return -1;
+	}
+	/* TURN is always on for now, so a credential source is mandatory. */
+	if (c->n_users == 0) {
+		snprintf(err, errlen,
+			 "no credential source: TURN needs long-term credentials (set 'user', e.g. "
+			 "user = \"name:password\"); turnstone will not run an open relay");
+		return -1;
+	}
+	return 0;
+}
+
+void config_free(struct config *c)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (opts[i].type == OPT_STR)
+			free(*(char **)field(c, &opts[i]));
+		else
+			list_clear(c, &opts[i]);
+	}
+	free(c->config_file);
+	turn_policy_free(c->policy);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Default shown in the usage line, or "" when there is nothing to show. */
+static void usage_default(struct config *d, const struct opt *o, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (o->type == OPT_INT)
+		snprintf(buf, len, " [%d]", *(int *)field(d, o));
+	else if (o->type == OPT_STR && *(char **)field(d, o) != NULL)
+		snprintf(buf, len, " [\"%s\"]", *(char **)field(d, o));
+}
+
+void config_usage(const char *argv0)
+{
+	struct config d;
+	char left[64], def[96];
+
+	config_defaults(&d);
+	printf("usage: %s [-c FILE] [--key=value ...]\n"
+	       "  %-36s %s\n  %-36s %s\n  %-36s %s\n"
+	       "Every key below can be set in the file (key = value;) or on the command line;\n"
+	       "the command line wins. Booleans are bare flags (--no-tls) or --key=true/false.\n",
+	       argv0 != NULL ? argv0 : "turnstone",
+	       "-c FILE, --config=FILE", "libconfig file to read",
+	       "-v", "same as --verbose",
+	       "-h, --help", "this summary");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg != NULL ? "=" : "",
+			 o->arg != NULL ? o->arg : "");
+		usage_default(&d, o, def, sizeof(def));
+		printf("  %-36s %s%s\n", left, o->help, def);
+	}
+	config_free(&d);
+}

@@ -1,0 +1,83 @@
+/* config.h -- turnstone's configuration: one libconfig file plus command-line
+ * overrides, parsed once at start into a read-only struct config.
+ *
+ * Key names follow coturn's turnserver.conf where the concept is the same.
+ */
+#ifndef TURNSTONE_CONFIG_H
+#define TURNSTONE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "turn/turn_policy.h"
+
+#define CONFIG_MAX_LISTEN 8
+#define CONFIG_MAX_USERS 256
+
+struct config_user {
+	char *name;
+	char *password;
+};
+
+struct config {
+	char *config_file;              /* path given with -c, or NULL */
+
+	/* Listening: IP literals; none given means 0.0.0.0 and :: */
+	char *listening_ip[CONFIG_MAX_LISTEN];
+	size_t n_listening_ip;
+	int listening_port;              /* default 3478 */
+	int tls_listening_port;          /* default 5349 */
+
+	char *relay_ip[CONFIG_MAX_LISTEN];   /* IP literals relay sockets bind to; none: the listening IP family's wildcard */
+	size_t n_relay_ip;
+	char *external_ip;                /* "PUBLIC" or "PUBLIC/PRIVATE": advertised relay address */
+	int min_port, max_port;           /* relay port range, default 49152..65535 */
+
+	char *realm;                      /* default "turnstone" */
+	struct config_user users[CONFIG_MAX_USERS];
+	size_t n_users;
+	int lt_cred_mech;                 /* boolean */
+	int stale_nonce;                  /* nonce lifetime, seconds, default 600 */
+	int max_allocate_lifetime;        /* seconds, default 3600 */
+	int default_allocate_lifetime;    /* seconds, default 600 */
+	int permission_lifetime;          /* seconds, default 300 (RFC 8656 §9) */
+	int channel_lifetime;             /* seconds, default 600 (RFC 8656 §12) */
+
+	struct turn_policy *policy;       /* peer address policy, owned */
+	int allow_loopback_peers;         /* boolean */
+	int rfc5766_channels;             /* boolean: accept channels up to 0x7FFF, not 0x4FFF */
+
+	int no_udp, no_tcp, no_tls, no_stun; /* booleans */
+	int relay_threads;                /* default: number of CPUs */
+
+	char *log_file;                   /* NULL: stderr */
+	int verbose;                      /* boolean */
+	char *pidfile;
+	char *software;                   /* SOFTWARE attribute; NULL to omit */
+};
+
+/* Fills c with the built-in defaults. */
+void config_defaults(struct config *c);
+
+/* Parses argv (the command line, with -c FILE naming a libconfig file) into
+ * c, which must hold defaults. Keys from the file are applied first, then
+ * --key=value / --key options, so the command line wins. "-h"/"--help" sets
+ * *want_help. On error writes a message naming file, line and key into
+ * err[0..errlen) and returns -1 (the server exits with code 2); 0 on success.
+ * A list key (listening-ip, relay-ip, user) given on the command line replaces
+ * the file's list; denied-peer-ip and allowed-peer-ip from both accumulate.
+ * Users imply lt_cred_mech; allow-loopback-peers is applied to c->policy here.
+ * With -h/--help anywhere, nothing else is read and 0 is returned. */
+int config_load(struct config *c, int argc, char **argv, int *want_help, char *err, size_t errlen);
+
+/* Checks cross-key rules (port range, credentials present when TURN is on...).
+ * Returns 0 or -1 with a message in err. */
+int config_validate(const struct config *c, char *err, size_t errlen);
+
+/* Frees everything c owns. */
+void config_free(struct config *c);
+
+/* Prints the option summary to stdout. */
+void config_usage(const char *argv0);
+
+#endif

@@ -1,0 +1,197 @@
+/* main.c -- turnstone: start-up, signals, worker threads, shutdown. */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/auth_nonce.h"
+#include "auth/auth_users.h"
+#include "log.h"
+#include "net/netaddr.h"
+#include "net/reserve.h"
+#include "net/worker.h"
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct event_base *base = arg;
+
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopbreak(base);
+}
+
+/* Resolves listening, relay and external addresses into srv. Returns 0 or -1. */
+static int server_addresses(struct server *srv, const struct config *cfg, char *err, size_t errlen)
+{
+	size_t i;
+
+	if (cfg->n_listening_ip == 0) {
+		netaddr_parse_ip(&srv->listen[0], "0.0.0.0", 0);
+		netaddr_parse_ip(&srv->listen[1], "::", 0);
+		srv->nlisten = 2;
+	}
+	for (i = 0; i < cfg->n_listening_ip; i++) {
+		if (netaddr_parse_ip(&srv->listen[srv->nlisten++], cfg->listening_ip[i], 0) < 0) {
+			snprintf(err, errlen, "listening-ip '%s' is not an IP address", cfg->listening_ip[i]);
+			return -1;
+		}
+	}
+	for (i = 0; i < cfg->n_relay_ip; i++) {
+		struct stun_addr a;
+
+		if (netaddr_parse_ip(&a, cfg->relay_ip[i], 0) < 0 || netaddr_is_any(&a)) {
+			snprintf(err, errlen, "relay-ip '%s' is not a unicast IP address", cfg->relay_ip[i]);
+			return -1;
+		}
+		if (a.family == STUN_AF_IPV4 && srv->relay_v4.family == 0)
+			srv->relay_v4 = a;
+		else if (a.family == STUN_AF_IPV6 && srv->relay_v6.family == 0)
+			srv->relay_v6 = a;
+	}
+	if (cfg->external_ip != NULL) {
+		char buf[128], *slash;
+
+		snprintf(buf, sizeof(buf), "%s", cfg->external_ip);
+		if ((slash = strchr(buf, '/')) != NULL)
+			*slash++ = '\0';
+		if (netaddr_parse_ip(&srv->ext_public, buf, 0) < 0 ||
+		    (slash != NULL && (netaddr_parse_ip(&srv->ext_private, slash, 0) < 0 ||
+				       srv->ext_private.family != srv->ext_public.family))) {
+			snprintf(err, errlen, "external-ip '%s' must be PUBLIC or PUBLIC/PRIVATE IP addresses",
+				 cfg->external_ip);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		return -1;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f);
+}
+
+/* Starts the workers; with the wildcard default a missing IPv6 stack is
+ * not fatal, so it retries on IPv4 alone. */
+static int start_workers(struct server *srv, char *err, size_t errlen)
+{
+	int i;
+
+	for (i = 0; i < srv->nworkers; i++) {
+		if (worker_init(&srv->workers[i], i, srv, err, errlen) < 0) {
+			worker_free(&srv->workers[i]);
+			while (i-- > 0)
+				worker_free(&srv->workers[i]);
+			return -1;
+		}
+	}
+	for (i = 0; i < srv->nworkers; i++)
+		if (worker_start(&srv->workers[i]) < 0)
+			fatal("cannot start worker thread");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct server srv;
+	struct event_base *base;
+	struct event *sigs[2];
+	char err[512];
+	int want_help = 0, i, rc;
+
+	config_defaults(&cfg);
+	if (config_load(&cfg, argc, argv, &want_help, err, sizeof(err)) < 0) {
+		fprintf(stderr, "turnstone: %s\n", err);
+		return 2;
+	}
+	if (want_help) {
+		config_usage(argv[0]);
+		return 0;
+	}
+	if (config_validate(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "turnstone: %s\n", err);
+		return 2;
+	}
+	if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
+		fprintf(stderr, "turnstone: cannot open log-file '%s': %s\n", cfg.log_file, strerror(errno));
+		return 2;
+	}
+	log_set_level(cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN); /* reserved for certificate reload */
+	evthread_use_pthreads();
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = &cfg;
+	if (server_addresses(&srv, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "turnstone: %s\n", err);
+		return 2;
+	}
+	if ((srv.users = auth_users_new(cfg.realm, cfg.users, cfg.n_users)) == NULL ||
+	    auth_nonce_init(&srv.nonce, (uint32_t)cfg.stale_nonce) < 0)
+		fatalx("cannot set up credentials");
+	if (cfg.allow_loopback_peers)
+		log_warnx("allow-loopback-peers is on: clients may relay to this host's loopback services");
+	srv.nworkers = cfg.relay_threads > 0 ? cfg.relay_threads : 1;
+	if ((srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers))) == NULL)
+		fatal("calloc");
+	if (cfg.no_udp) {
+		log_warnx("no-udp: UDP is off and TCP/TLS are not implemented yet: nothing to serve");
+		srv.nlisten = 0;
+	}
+	rc = start_workers(&srv, err, sizeof(err));
+	if (rc < 0 && cfg.n_listening_ip == 0 && srv.nlisten == 2) {
+		log_warnx("%s; listening on IPv4 only", err);
+		srv.nlisten = 1;
+		rc = start_workers(&srv, err, sizeof(err));
+	}
+	if (rc < 0) {
+		log_err("%s", err);
+		return 1;
+	}
+	if (cfg.pidfile != NULL && write_pidfile(cfg.pidfile) < 0)
+		log_warn("cannot write pidfile %s", cfg.pidfile);
+	for (i = 0; i < (int)srv.nlisten; i++) {
+		char as[NETADDR_STRLEN];
+		struct stun_addr a = srv.listen[i];
+
+		a.port = (uint16_t)cfg.listening_port;
+		log_info("listening on UDP %s", netaddr_str(&a, as));
+	}
+	log_info("turnstone ready: realm '%s', %d relay threads, relay ports %d-%d, %zu users", cfg.realm,
+		 srv.nworkers, cfg.min_port, cfg.max_port, cfg.n_users);
+
+	if ((base = event_base_new()) == NULL)
+		fatalx("cannot create the main event loop");
+	sigs[0] = evsignal_new(base, SIGINT, on_signal, base);
+	sigs[1] = evsignal_new(base, SIGTERM, on_signal, base);
+	for (i = 0; i < 2; i++)
+		event_add(sigs[i], NULL);
+	event_base_dispatch(base);
+
+	for (i = 0; i < srv.nworkers; i++)
+		worker_stop(&srv.workers[i]);
+	for (i = 0; i < srv.nworkers; i++)
+		worker_free(&srv.workers[i]);
+	for (i = 0; i < 2; i++)
+		event_free(sigs[i]);
+	event_base_free(base);
+	free(srv.workers);
+	reserve_clear();
+	auth_users_free(srv.users);
+	if (cfg.pidfile != NULL)
+		unlink(cfg.pidfile);
+	config_free(&cfg);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,639 @@
+/* turn_handler.c -- STUN Binding and TURN over UDP: RFC 8489 §6.3, §9.2 and
+ * RFC 8656 §7 (Allocate), §7.3 (Refresh), §9 (CreatePermission), §11
+ * (Send/Data), §12 (ChannelBind, ChannelData). */
+#include "net/turn_handler.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "net/netaddr.h"
+#include "turn/turn_policy.h"
+
+#define TRANSPORT_UDP 17
+
+/* One request being answered. */
+struct req {
+	struct worker *w;
+	struct listener *l;
+	const struct stun_addr *client, *local;
+	struct stun_msg m;
+	struct turn_alloc *alloc;     /* existing allocation of this 5-tuple, or NULL */
+	/* set once the request is authenticated */
+	char username[TURN_USERNAME_MAX + 1];
+	uint8_t key[32];
+	size_t keylen;
+	int sha256;                   /* request used MESSAGE-INTEGRITY-SHA256 */
+};
+
+/* ---- responses --------------------------------------------------------- */
+
+static void resp_init(struct req *r, struct stun_builder *b, uint8_t cls)
+{
+	stun_build_init(b, r->w->tx, sizeof(r->w->tx), r->m.method, cls, r->m.tid);
+	if (r->w->srv->cfg->software != NULL)
+		stun_build_str(b, STUN_ATTR_SOFTWARE, r->w->srv->cfg->software);
+}
+
+/* Adds integrity (when authenticated) and FINGERPRINT (when the request had
+ * one), sends, and returns the length sent (0 on overflow). */
+static size_t resp_send(struct req *r, struct stun_builder *b)
+{
+	size_t n;
+
+	if (r->keylen > 0) {
+		if (r->sha256)
+			stun_build_integrity_sha256(b, r->key, r->keylen);
+		else
+			stun_build_integrity(b, r->key, r->keylen);
+	}
+	if (r->m.fp_off != 0)
+		stun_build_fingerprint(b);
+	if ((n = stun_build_finish(b)) == 0) {
+		log_warnx("response to %s does not fit", "request");
+		return 0;
+	}
+	worker_send_client(r->l, r->local, r->client, b->buf, n);
+	return n;
+}
+
+static void send_error(struct req *r, int code)
+{
+	struct stun_builder b;
+
+	if (log_level >= LOG_LVL_DEBUG) {
+		char cs[NETADDR_STRLEN];
+
+		log_debug("%s: method 0x%03x: error %d", netaddr_str(r->client, cs), r->m.method, code);
+	}
+
+	resp_init(r, &b, STUN_CLASS_ERROR);
+	stun_build_error(&b, code, NULL);
+	resp_send(r, &b);
+}
+
+/* 401 or 438: REALM and a fresh NONCE, never MESSAGE-INTEGRITY (§9.2.4). */
+static void send_challenge(struct req *r, int code)
+{
+	const struct server *srv = r->w->srv;
+	struct stun_builder b;
+	char nonce[AUTH_NONCE_LEN + 1];
+
+	r->keylen = 0;
+	auth_nonce_make(&srv->nonce, worker_wallclock(), r->client, nonce);
+	resp_init(r, &b, STUN_CLASS_ERROR);
+	stun_build_error(&b, code, NULL);
+	stun_build_str(&b, STUN_ATTR_REALM, srv->cfg->realm);
+	stun_build_str(&b, STUN_ATTR_NONCE, nonce);
+	resp_send(r, &b);
+}
+
+static void send_unknown(struct req *r)
+{
+	struct stun_builder b;
+
+	resp_init(r, &b, STUN_CLASS_ERROR);
+	stun_build_error(&b, 420, NULL);
+	stun_build_unknown(&b, r->m.unknown, r->m.nunknown);
+	resp_send(r, &b);
+}
+
+/* ---- long-term credentials (RFC 8489 §9.2.4) ---------------------------- */
+
+/* Returns 0 when r is authenticated (key set), else -1 after answering. */
+static int authenticate(struct req *r)
+{
+	const struct server *srv = r->w->srv;
+	const struct stun_attr *user, *uhash, *realm, *nonce, *alg;
+	int pw_alg = STUN_PW_ALG_MD5, keylen;
+	const char *name;
+
+	if (r->m.mi_off == 0 && r->m.mi256_off == 0) {
+		send_challenge(r, 401);
+		return -1;
+	}
+	user = stun_msg_find(&r->m, STUN_ATTR_USERNAME);
+	uhash = stun_msg_find(&r->m, STUN_ATTR_USERHASH);
+	realm = stun_msg_find(&r->m, STUN_ATTR_REALM);
+	nonce = stun_msg_find(&r->m, STUN_ATTR_NONCE);
+	if ((user == NULL && uhash == NULL) || realm == NULL || nonce == NULL) {
+		send_error(r, 400);
+		return -1;
+	}
+	if (auth_nonce_check(&srv->nonce, worker_wallclock(), r->client, nonce->val, nonce->len) < 0) {
+		send_challenge(r, 438);
+		return -1;
+	}
+	if (realm->len != strlen(srv->cfg->realm) || memcmp(realm->val, srv->cfg->realm, realm->len) != 0) {
+		send_challenge(r, 401);
+		return -1;
+	}
+	if ((alg = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHM)) != NULL && alg->len >= 2)
+		pw_alg = (alg->val[0] << 8) | alg->val[1];
+	if (user != NULL) {
+		if (user->len > TURN_USERNAME_MAX) {
+			send_challenge(r, 401);
+			return -1;
+		}
+		memcpy(r->username, user->val, user->len);
+		r->username[user->len] = '\0';
+	} else {
+		if (uhash->len != 32 || (name = auth_users_by_userhash(srv->users, uhash->val)) == NULL) {
+			send_challenge(r, 401);
+			return -1;
+		}
+		snprintf(r->username, sizeof(r->username), "%s", name);
+	}
+	keylen = auth_users_key(srv->users, (const uint8_t *)r->username, strlen(r->username), pw_alg, r->key);
+	if (keylen < 0 || stun_msg_check_integrity(&r->m, r->key, (size_t)keylen) != 1) {
+		log_info("authentication failed for user '%s'", r->username);
+		send_challenge(r, 401);
+		return -1;
+	}
+	r->keylen = (size_t)keylen;
+	r->sha256 = r->m.mi256_off != 0;
+	/* The same 5-tuple keeps the same user (RFC 8656 §5). */
+	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) != 0) {
+		send_error(r, 441);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Binding ----------------------------------------------------------- */
+
+static void handle_binding(struct req *r)
+{
+	struct stun_builder b;
+
+	if (r->m.nunknown > 0) {
+		send_unknown(r);
+		return;
+	}
+	resp_init(r, &b, STUN_CLASS_SUCCESS);
+	stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, r->client);
+	resp_send(r, &b);
+}
+
+/* ---- Allocate ---------------------------------------------------------- */
+
+static uint32_t clamp_lifetime(const struct config *cfg, const struct stun_msg *m, int refresh)
+{
+	const struct stun_attr *a = stun_msg_find(m, TURN_ATTR_LIFETIME);
+	uint32_t want;
+
+	if (a == NULL || stun_attr_u32(a, &want) < 0)
+		return (uint32_t)cfg->default_allocate_lifetime;
+	if (refresh && want == 0)
+		return 0;
+	if (want < (uint32_t)cfg->default_allocate_lifetime && !refresh)
+		want = (uint32_t)cfg->default_allocate_lifetime;
+	if (want > (uint32_t)cfg->max_allocate_lifetime)
+		want = (uint32_t)cfg->max_allocate_lifetime;
+	return want;
+}
+
+/* Address the relay socket binds to for family, or -1 (440). */
+static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
+{
+	const struct server *srv = r->w->srv;
+
+	if (family == STUN_AF_IPV4 && srv->relay_v4.family != 0)
+		*ip = srv->relay_v4;
+	else if (family == STUN_AF_IPV6 && srv->relay_v6.family != 0)
+		*ip = srv->relay_v6;
+	else if (srv->ext_private.family == family)
+		*ip = srv->ext_private;
+	else if (r->local->family == family && !netaddr_is_any(r->local))
+		*ip = *r->local;
+	else
+		return -1;
+	ip->port = 0;
+	return 0;
+}
+
+static void handle_allocate(struct req *r)
+{
+	struct worker *w = r->w;
+	const struct server *srv = w->srv;
+	const struct config *cfg = srv->cfg;
+	const struct stun_attr *tr, *fam, *even, *token;
+	struct stun_addr bound, relayed;
+	struct relay_req rq;
+	int rc;
+	struct stun_builder b;
+	struct turn_alloc *a;
+	uint8_t family = STUN_AF_IPV4;
+	uint32_t lifetime;
+	char cs[NETADDR_STRLEN], rs[NETADDR_STRLEN];
+	size_t n;
+
+	if (r->alloc != NULL) {
+		send_error(r, 437);
+		return;
+	}
+	tr = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_TRANSPORT);
+	if (tr == NULL || tr->len != 4) {
+		send_error(r, 400);
+		return;
+	}
+	if (tr->val[0] != TRANSPORT_UDP) {
+		send_error(r, 442);
+		return;
+	}
+	fam = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
+	even = stun_msg_find(&r->m, TURN_ATTR_EVEN_PORT);
+	token = stun_msg_find(&r->m, TURN_ATTR_RESERVATION_TOKEN);
+	/* A token names an existing reservation: it cannot be combined with
+	 * EVEN-PORT or an address family (§7.2). */
+	if (token != NULL && (even != NULL || fam != NULL)) {
+		send_error(r, 400);
+		return;
+	}
+	if (fam != NULL) {
+		if (fam->val[0] != STUN_AF_IPV4 && fam->val[0] != STUN_AF_IPV6) {
+			send_error(r, 440);
+			return;
+		}
+		if (stun_msg_find(&r->m, TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY) != NULL) {
+			send_error(r, 400);
+			return;
+		}
+		family = fam->val[0];
+	}
+	memset(&rq, 0, sizeof(rq));
+	if (token == NULL && relay_bind_ip(r, family, &rq.bind_ip) < 0) {
+		send_error(r, 440);
+		return;
+	}
+	rq.even = even != NULL;
+	rq.reserve = even != NULL && (even->val[0] & 0x80);
+	rq.token = token != NULL ? token->val : NULL;
+	rq.dont_fragment = stun_msg_find(&r->m, TURN_ATTR_DONT_FRAGMENT) != NULL;
+	lifetime = clamp_lifetime(cfg, &r->m, 0);
+	if ((a = turn_table_add(&w->allocs, r->client, r->local)) == NULL) {
+		send_error(r, 508);
+		return;
+	}
+	if ((rc = worker_relay_open(w, r->l, a, &rq, &bound)) < 0) {
+		turn_table_remove(&w->allocs, a);
+		log_warnx("%s for %s", rc == -2 ? "unknown or expired RESERVATION-TOKEN" : "no free relay port",
+			  netaddr_str(r->client, cs));
+		send_error(r, 508);
+		return;
+	}
+	relayed = bound;
+	if (srv->ext_public.family == bound.family) {
+		memcpy(relayed.ip, srv->ext_public.ip, sizeof(relayed.ip));
+	}
+	a->relay = relayed;
+	a->expires = worker_now() + lifetime;
+	memcpy(a->username, r->username, sizeof(a->username));
+	memcpy(a->key, r->key, sizeof(a->key));
+	a->keylen = (uint8_t)r->keylen;
+
+	resp_init(r, &b, STUN_CLASS_SUCCESS);
+	stun_build_xor_addr(&b, TURN_ATTR_XOR_RELAYED_ADDRESS, &relayed);
+	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
+	stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, r->client);
+	if (rq.reserve)
+		stun_build_attr(&b, TURN_ATTR_RESERVATION_TOKEN, rq.token_out, sizeof(rq.token_out));
+	if ((n = resp_send(r, &b)) > 0)
+		turn_alloc_cache_response(a, r->m.tid, b.buf, n);
+	log_info("allocation: user %s client %s relay %s lifetime %us", a->username, netaddr_str(r->client, cs),
+		 netaddr_str(&relayed, rs), lifetime);
+}
+
+/* ---- Refresh, CreatePermission, ChannelBind ----------------------------- */
+
+static void handle_refresh(struct req *r)
+{
+	struct stun_builder b;
+	const struct stun_attr *fam;
+	uint32_t lifetime;
+	size_t n;
+
+	if (r->alloc == NULL) {
+		send_error(r, 437);
+		return;
+	}
+	fam = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
+	if (fam != NULL && (fam->len != 4 || fam->val[0] != r->alloc->relay.family)) {
+		send_error(r, 443);
+		return;
+	}
+	lifetime = clamp_lifetime(r->w->srv->cfg, &r->m, 1);
+	resp_init(r, &b, STUN_CLASS_SUCCESS);
+	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
+	n = resp_send(r, &b);
+	if (lifetime == 0) {
+		worker_alloc_free(r->w, r->alloc);
+		r->alloc = NULL;
+		return;
+	}
+	r->alloc->expires = worker_now() + lifetime;
+	if (n > 0)
+		turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
+}
+
+/* Decodes one XOR-PEER-ADDRESS and applies family and policy checks.
+ * Returns 0 or the error code to send. */
+static int check_peer(struct req *r, const struct stun_attr *a, struct stun_addr *peer)
+{
+	if (stun_attr_xor_addr(&r->m, a, peer) < 0)
+		return 400;
+	if (peer->family != r->alloc->relay.family)
+		return 443;
+	if (!turn_policy_permits(r->w->srv->cfg->policy, peer)) {
+		char ps[NETADDR_STRLEN];
+
+		log_info("user %s: peer %s refused by policy", r->alloc->username, netaddr_str(peer, ps));
+		return 403;
+	}
+	return 0;
+}
+
+static void send_success(struct req *r)
+{
+	struct stun_builder b;
+	size_t n;
+
+	resp_init(r, &b, STUN_CLASS_SUCCESS);
+	if ((n = resp_send(r, &b)) > 0)
+		turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
+}
+
+static void handle_create_permission(struct req *r)
+{
+	const struct config *cfg = r->w->srv->cfg;
+	struct stun_addr peers[STUN_MAX_ATTRS];
+	size_t i, np = 0;
+	uint64_t now = worker_now();
+	int code;
+
+	if (r->alloc == NULL) {
+		send_error(r, 437);
+		return;
+	}
+	for (i = 0; i < r->m.nattrs; i++) {
+		if (r->m.attrs[i].type != TURN_ATTR_XOR_PEER_ADDRESS)
+			continue;
+		if ((code = check_peer(r, &r->m.attrs[i], &peers[np])) != 0) {
+			send_error(r, code);
+			return;
+		}
+		np++;
+	}
+	if (np == 0) {
+		send_error(r, 400);
+		return;
+	}
+	/* All or nothing (§9.2): check capacity before installing any. */
+	for (i = 0; i < np; i++) {
+		if (turn_alloc_perm_add(r->alloc, &peers[i], now, (uint32_t)cfg->permission_lifetime) < 0) {
+			send_error(r, 508);
+			return;
+		}
+	}
+	send_success(r);
+}
+
+static void handle_channel_bind(struct req *r)
+{
+	const struct config *cfg = r->w->srv->cfg;
+	const struct stun_attr *ch, *pa;
+	struct stun_addr peer;
+	uint16_t number;
+	int code;
+
+	if (r->alloc == NULL) {
+		send_error(r, 437);
+		return;
+	}
+	ch = stun_msg_find(&r->m, TURN_ATTR_CHANNEL_NUMBER);
+	pa = stun_msg_find(&r->m, TURN_ATTR_XOR_PEER_ADDRESS);
+	if (ch == NULL || pa == NULL || ch->len != 4) {
+		log_debug("ChannelBind without CHANNEL-NUMBER or XOR-PEER-ADDRESS");
+		send_error(r, 400);
+		return;
+	}
+	number = (uint16_t)((ch->val[0] << 8) | ch->val[1]);
+	if (number < TURN_CHANNEL_MIN ||
+	    number > (cfg->rfc5766_channels ? TURN_CHANNEL_MAX_RFC5766 : TURN_CHANNEL_MAX)) {
+		log_debug("channel number 0x%04x out of range", number);
+		send_error(r, 400);
+		return;
+	}
+	if ((code = check_peer(r, pa, &peer)) != 0) {
+		send_error(r, code);
+		return;
+	}
+	switch (turn_alloc_chan_bind(r->alloc, number, &peer, worker_now(), (uint32_t)cfg->channel_lifetime,
+				     (uint32_t)cfg->permission_lifetime)) {
+	case TURN_CHAN_OK:
+		send_success(r);
+		break;
+	case TURN_CHAN_CONFLICT:
+		log_debug("channel 0x%04x: number or peer bound elsewhere", number);
+		send_error(r, 400);
+		break;
+	default:
+		send_error(r, 508);
+		break;
+	}
+}
+
+/* ---- indications and ChannelData --------------------------------------- */
+
+static void handle_send(struct worker *w, struct turn_alloc *a, const struct stun_msg *m)
+{
+	const struct stun_attr *pa, *data;
+	struct stun_addr peer;
+
+	if (a == NULL)
+		return;
+	pa = stun_msg_find(m, TURN_ATTR_XOR_PEER_ADDRESS);
+	data = stun_msg_find(m, TURN_ATTR_DATA);
+	if (pa == NULL || data == NULL || stun_attr_xor_addr(m, pa, &peer) < 0)
+		return;
+	/* No permission, no relay (§11.2); permissions only exist for peers
+	 * the policy allowed, so this also enforces the policy for Send. */
+	if (!turn_alloc_perm_ok(a, &peer, worker_now()))
+		return;
+	worker_relay_send(a, &peer, data->val, data->len);
+}
+
+static void handle_channel_data(struct worker *w, struct turn_alloc *a, const uint8_t *buf, size_t len)
+{
+	const struct turn_chan *c;
+	uint16_t number, dlen;
+
+	if (a == NULL || turn_channel_data_parse(buf, len, &number, &dlen) < 0)
+		return;
+	if ((c = turn_alloc_chan_by_number(a, number, worker_now())) == NULL)
+		return;
+	worker_relay_send(a, &c->peer, buf + TURN_CHANNEL_HDR, dlen);
+}
+
+void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer, uint8_t *buf,
+		      size_t len)
+{
+	struct relay *rl = a->io;
+	const struct turn_chan *c;
+	uint64_t now = worker_now();
+	uint8_t tid[STUN_TID_LEN];
+	struct stun_builder b;
+	size_t hdr, i;
+	uint8_t *start;
+
+	if ((c = turn_alloc_chan_by_peer(a, peer, now)) != NULL && len <= UINT16_MAX) {
+		/* ChannelData: 4-byte header in the headroom, no copy. Over
+		 * UDP the padding is optional (§12.5), so none is sent. */
+		start = buf - TURN_CHANNEL_HDR;
+		start[0] = (uint8_t)(c->number >> 8);
+		start[1] = (uint8_t)c->number;
+		start[2] = (uint8_t)(len >> 8);
+		start[3] = (uint8_t)len;
+		worker_send_client(rl->l, &a->server, &a->client, start, len + TURN_CHANNEL_HDR);
+		return;
+	}
+	if (!turn_alloc_perm_ok(a, peer, now))
+		return;
+	/* Data indication: header, XOR-PEER-ADDRESS and the DATA attribute
+	 * header go into the headroom, in front of the payload. */
+	for (i = 0; i < STUN_TID_LEN; i += 4) {
+		uint32_t x = w->rng = w->rng * 1664525u + 1013904223u;
+
+		memcpy(tid + i, &x, 4);
+	}
+	hdr = STUN_HEADER_LEN + 4 + (peer->family == STUN_AF_IPV6 ? 20 : 8) + 4;
+	start = buf - hdr;
+	stun_build_init(&b, start, hdr + len + 4, TURN_METHOD_DATA, STUN_CLASS_INDICATION, tid);
+	stun_build_xor_addr(&b, TURN_ATTR_XOR_PEER_ADDRESS, peer);
+	/* DATA: value already in place; write its header and padding only. */
+	start[b.len] = (uint8_t)(TURN_ATTR_DATA >> 8);
+	start[b.len + 1] = (uint8_t)TURN_ATTR_DATA;
+	start[b.len + 2] = (uint8_t)(len >> 8);
+	start[b.len + 3] = (uint8_t)len;
+	b.len += 4 + len;
+	while (b.len & 3)
+		start[b.len++] = 0;
+	if (b.err)
+		return;
+	start[2] = (uint8_t)((b.len - STUN_HEADER_LEN) >> 8);
+	start[3] = (uint8_t)(b.len - STUN_HEADER_LEN);
+	worker_send_client(rl->l, &a->server, &a->client, start, b.len);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static void handle_request(struct req *r)
+{
+	if (r->m.method == STUN_METHOD_BINDING) {
+		handle_binding(r);
+		return;
+	}
+	switch (r->m.method) {
+	case TURN_METHOD_ALLOCATE:
+	case TURN_METHOD_REFRESH:
+	case TURN_METHOD_CREATE_PERMISSION:
+	case TURN_METHOD_CHANNEL_BIND:
+		break;
+	default:
+		send_error(r, 400);
+		return;
+	}
+	/* A retransmission gets the very same answer (RFC 8489 §6.3.1). */
+	if (r->alloc != NULL && r->alloc->last_resp != NULL &&
+	    memcmp(r->alloc->last_tid, r->m.tid, STUN_TID_LEN) == 0) {
+		worker_send_client(r->l, r->local, r->client, r->alloc->last_resp, r->alloc->last_resp_len);
+		return;
+	}
+	if (authenticate(r) < 0)
+		return;
+	if (r->m.nunknown > 0) {
+		send_unknown(r);
+		return;
+	}
+	if (r->m.duplicate) {
+		log_debug("duplicate attribute");
+		send_error(r, 400);
+		return;
+	}
+	switch (r->m.method) {
+	case TURN_METHOD_ALLOCATE:
+		handle_allocate(r);
+		break;
+	case TURN_METHOD_REFRESH:
+		handle_refresh(r);
+		break;
+	case TURN_METHOD_CREATE_PERMISSION:
+		handle_create_permission(r);
+		break;
+	case TURN_METHOD_CHANNEL_BIND:
+		handle_channel_bind(r);
+		break;
+	}
+}
+
+/* Fills the header fields of m from a message whose attributes did not
+ * parse, so a 400 can still be sent. Returns the message class. */
+static int header_of(struct stun_msg *m, const uint8_t *buf)
+{
+	uint16_t type = (uint16_t)((buf[0] << 8) | buf[1]);
+
+	memset(m, 0, sizeof(*m));
+	m->cls = (uint8_t)(((type >> 4) & 1) | ((type >> 7) & 2));
+	m->method = (uint16_t)((type & 0xf) | ((type >> 1) & 0x70) | ((type >> 2) & 0xf80));
+	memcpy(m->tid, buf + 8, STUN_TID_LEN);
+	return m->cls;
+}
+
+void turn_handle_client(struct worker *w, struct listener *l, const struct stun_addr *client,
+			const struct stun_addr *local, uint8_t *buf, size_t len)
+{
+	struct req r;
+	const char *why = NULL;
+	int rc;
+
+	if (turn_is_channel_data(buf, len)) {
+		handle_channel_data(w, turn_table_find(&w->allocs, client, local), buf, len);
+		return;
+	}
+	if (!stun_msg_is_stun(buf, len))
+		return;
+	r.w = w;
+	r.l = l;
+	r.client = client;
+	r.local = local;
+	r.keylen = 0;
+	r.sha256 = 0;
+	r.username[0] = '\0';
+	rc = stun_msg_parse(&r.m, buf, len, &why);
+	if (rc != STUN_PARSE_OK) {
+		if (log_level >= LOG_LVL_DEBUG) {
+			char cs[NETADDR_STRLEN];
+
+			log_debug("bad STUN message from %s: %s", netaddr_str(client, cs), why ? why : "?");
+		}
+		/* A malformed request with a usable header gets 400; a bad
+		 * FINGERPRINT means it is not for us: silence (§7.3). */
+		if (rc == STUN_PARSE_MALFORMED && header_of(&r.m, buf) == STUN_CLASS_REQUEST)
+			send_error(&r, 400);
+		return;
+	}
+	if (w->srv->cfg->no_stun && r.m.method == STUN_METHOD_BINDING)
+		return;
+	r.alloc = turn_table_find(&w->allocs, client, local);
+	switch (r.m.cls) {
+	case STUN_CLASS_REQUEST:
+		handle_request(&r);
+		break;
+	case STUN_CLASS_INDICATION:
+		if (r.m.method == TURN_METHOD_SEND)
+			handle_send(w, r.alloc, &r.m);
+		break;
+	default:
+		break; /* responses are not for a server */
+	}
+}

@@ -1,0 +1,506 @@
+/* worker.c -- worker threads: event loop, UDP listeners, relay sockets, timers. */
+#include "net/worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net/netaddr.h"
+#include "net/reserve.h"
+#include "net/turn_handler.h"
+
+uint64_t worker_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+uint64_t worker_wallclock(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static uint32_t worker_rand(struct worker *w)
+{
+	/* xorshift32: port picking needs spread, not secrecy. */
+	uint32_t x = w->rng;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return w->rng = x;
+}
+
+/* ---- receiving --------------------------------------------------------- */
+
+struct rxbatch {
+	struct mmsghdr msgs[WORKER_BATCH];
+	struct iovec iov[WORKER_BATCH];
+	struct sockaddr_storage from[WORKER_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctl[WORKER_BATCH];
+};
+
+static void rxbatch_prepare(struct rxbatch *b, uint8_t *rx, int want_ctl)
+{
+	int i;
+
+	for (i = 0; i < WORKER_BATCH; i++) {
+		struct msghdr *h = &b->msgs[i].msg_hdr;
+
+		b->iov[i].iov_base = rx + (size_t)i * WORKER_SLOT + WORKER_HEADROOM;
+		/* keep 4 bytes spare at the end for padding a Data indication */
+		b->iov[i].iov_len = WORKER_SLOT - WORKER_HEADROOM - 4;
+		memset(h, 0, sizeof(*h));
+		h->msg_name = &b->from[i];
+		h->msg_namelen = sizeof(b->from[i]);
+		h->msg_iov = &b->iov[i];
+		h->msg_iovlen = 1;
+		if (want_ctl) {
+			h->msg_control = b->ctl[i].buf;
+			h->msg_controllen = sizeof(b->ctl[i].buf);
+		}
+	}
+}
+
+/* Local address the datagram reached, from IP_PKTINFO / IPV6_PKTINFO. */
+static void rx_local_addr(const struct msghdr *h, const struct listener *l, struct stun_addr *local)
+{
+	struct cmsghdr *c;
+
+	*local = l->local;
+	if (!l->wildcard)
+		return;
+	for (c = CMSG_FIRSTHDR((struct msghdr *)h); c != NULL; c = CMSG_NXTHDR((struct msghdr *)h, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			memcpy(local->ip, &pi.ipi_addr, 4);
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			memcpy(local->ip, &pi.ipi6_addr, 16);
+		}
+	}
+}
+
+static void listener_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	struct worker *w = l->w;
+	struct rxbatch b;
+	int n, i, rounds;
+
+	/* Bounded, so one busy socket cannot starve the rest of the loop. */
+	for (rounds = 0; rounds < 8; rounds++) {
+		rxbatch_prepare(&b, w->rx, l->wildcard);
+		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (i = 0; i < n; i++) {
+			struct stun_addr client, local;
+			struct msghdr *h = &b.msgs[i].msg_hdr;
+
+			if (h->msg_flags & MSG_TRUNC)
+				continue;
+			if (netaddr_from_sockaddr(&client, (struct sockaddr *)&b.from[i]) < 0)
+				continue;
+			rx_local_addr(h, l, &local);
+			turn_handle_client(w, l, &client, &local, b.iov[i].iov_base, b.msgs[i].msg_len);
+		}
+		if (n < WORKER_BATCH)
+			return;
+	}
+}
+
+static void relay_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct worker *w = r->w;
+	struct rxbatch b;
+	int n, i, rounds;
+
+	for (rounds = 0; rounds < 4; rounds++) {
+		rxbatch_prepare(&b, w->rx, 0);
+		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		for (i = 0; i < n; i++) {
+			struct stun_addr peer;
+
+			if (b.msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+				continue;
+			if (netaddr_from_sockaddr(&peer, (struct sockaddr *)&b.from[i]) < 0)
+				continue;
+			/* r->alloc stays valid: allocations are freed only by
+			 * timers and client requests, never from here. */
+			turn_handle_peer(w, r->alloc, &peer, b.iov[i].iov_base, b.msgs[i].msg_len);
+		}
+		if (n < WORKER_BATCH)
+			return;
+	}
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+int worker_send_client(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
+		       const void *buf, size_t len)
+{
+	struct sockaddr_storage to;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr h;
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctl;
+
+	memset(&h, 0, sizeof(h));
+	h.msg_name = &to;
+	h.msg_namelen = netaddr_to_sockaddr(client, &to);
+	h.msg_iov = &iov;
+	h.msg_iovlen = 1;
+	if (l->wildcard) {
+		/* Answer from the address the client sent to, not the
+		 * kernel's choice, or its NAT drops the reply. */
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		h.msg_control = ctl.buf;
+		c = (struct cmsghdr *)ctl.buf;
+		if (local->family == STUN_AF_IPV6) {
+			struct in6_pktinfo pi;
+
+			memset(&pi, 0, sizeof(pi));
+			memcpy(&pi.ipi6_addr, local->ip, 16);
+			c->cmsg_level = IPPROTO_IPV6;
+			c->cmsg_type = IPV6_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			h.msg_controllen = CMSG_SPACE(sizeof(pi));
+		} else {
+			struct in_pktinfo pi;
+
+			memset(&pi, 0, sizeof(pi));
+			memcpy(&pi.ipi_spec_dst, local->ip, 4);
+			c->cmsg_level = IPPROTO_IP;
+			c->cmsg_type = IP_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			h.msg_controllen = CMSG_SPACE(sizeof(pi));
+		}
+	}
+	return sendmsg(l->fd, &h, MSG_DONTWAIT) < 0 ? -1 : 0;
+}
+
+int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const void *buf, size_t len)
+{
+	struct relay *r = a->io;
+	struct sockaddr_storage to;
+	socklen_t tolen = netaddr_to_sockaddr(peer, &to);
+
+	return sendto(r->fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&to, tolen) < 0 ? -1 : 0;
+}
+
+/* ---- sockets ----------------------------------------------------------- */
+
+static int udp_socket(const struct stun_addr *a, int reuseport, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+	int fd, on = 1;
+
+	*sslen = netaddr_to_sockaddr(a, ss);
+	fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (a->family == STUN_AF_IPV6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (reuseport &&
+	    (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int listener_open(struct worker *w, struct listener *l, const struct stun_addr *a, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char as[NETADDR_STRLEN];
+	int on = 1, size = 1 << 20;
+
+	memset(l, 0, sizeof(*l));
+	l->w = w;
+	l->local = *a;
+	l->local.port = (uint16_t)w->srv->cfg->listening_port;
+	l->wildcard = netaddr_is_any(&l->local);
+	l->fd = udp_socket(&l->local, 1, &ss, &sslen);
+	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&ss, sslen) < 0) {
+		snprintf(err, errlen, "cannot listen on UDP %s: %s", netaddr_str(&l->local, as), strerror(errno));
+		if (l->fd >= 0)
+			close(l->fd);
+		return -1;
+	}
+	setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (l->wildcard) {
+		if (a->family == STUN_AF_IPV6)
+			setsockopt(l->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
+		else
+			setsockopt(l->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
+	}
+	l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST, listener_read, l);
+	if (l->ev == NULL || event_add(l->ev, NULL) < 0) {
+		snprintf(err, errlen, "cannot register UDP listener");
+		close(l->fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Binds a UDP socket on a->ip at a free port of min-port..max-port (even
+ * when even is set; then with port + 1 also bound into *pair_fd when
+ * pair_fd is not NULL). Returns the fd with a->port set, or -1. */
+static int relay_bind(struct worker *w, struct stun_addr *a, int even, int *pair_fd)
+{
+	const struct config *cfg = w->srv->cfg;
+	uint32_t range = (uint32_t)(cfg->max_port - cfg->min_port + 1), i, start;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int fd;
+
+	start = worker_rand(w) % range;
+	for (i = 0; i < range; i++) {
+		uint32_t port = (uint32_t)cfg->min_port + (start + i) % range;
+
+		if (even && (port & 1))
+			continue;
+		if (pair_fd != NULL && port + 1 > (uint32_t)cfg->max_port)
+			continue;
+		a->port = (uint16_t)port;
+		if ((fd = udp_socket(a, 0, &ss, &sslen)) < 0)
+			return -1;
+		if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
+			close(fd);
+			if (errno != EADDRINUSE)
+				return -1;
+			continue;
+		}
+		if (pair_fd == NULL)
+			return fd;
+		struct stun_addr next = *a;
+
+		next.port = (uint16_t)(port + 1);
+		if ((*pair_fd = udp_socket(&next, 0, &ss, &sslen)) >= 0 &&
+		    bind(*pair_fd, (struct sockaddr *)&ss, sslen) == 0)
+			return fd;
+		if (*pair_fd >= 0)
+			close(*pair_fd);
+		close(fd);
+	}
+	return -1;
+}
+
+int worker_relay_open(struct worker *w, struct listener *l, struct turn_alloc *a, struct relay_req *rq,
+		      struct stun_addr *bound)
+{
+	struct stun_addr addr = rq->bind_ip;
+	struct relay *r;
+	int fd, pair = -1;
+
+	if (rq->token != NULL) {
+		if ((fd = reserve_take(rq->token, worker_now(), &addr)) < 0)
+			return -2;
+	} else {
+		fd = relay_bind(w, &addr, rq->even || rq->reserve, rq->reserve ? &pair : NULL);
+		if (fd < 0)
+			return -1;
+		if (rq->reserve) {
+			struct stun_addr next = addr;
+
+			next.port++;
+			if (reserve_put(pair, &next, worker_now(), rq->token_out) < 0) {
+				close(fd);
+				return -1;
+			}
+		}
+	}
+	if (rq->dont_fragment && addr.family == STUN_AF_IPV4) {
+		int pmtu = IP_PMTUDISC_DO;
+
+		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		close(fd);
+		return -1;
+	}
+	r->fd = fd;
+	r->l = l;
+	r->alloc = a;
+	r->w = w;
+	r->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, relay_read, r);
+	if (r->ev == NULL || event_add(r->ev, NULL) < 0) {
+		if (r->ev != NULL)
+			event_free(r->ev);
+		close(fd);
+		free(r);
+		return -1;
+	}
+	a->io = r;
+	*bound = addr;
+	return 0;
+}
+
+static void relay_release(struct turn_alloc *a)
+{
+	struct relay *r = a->io;
+
+	if (r == NULL)
+		return;
+	event_free(r->ev);
+	close(r->fd);
+	free(r);
+	a->io = NULL;
+}
+
+void worker_alloc_free(struct worker *w, struct turn_alloc *a)
+{
+	char cs[NETADDR_STRLEN];
+
+	log_debug("worker %d: allocation of %s (user %s) freed", w->id, netaddr_str(&a->client, cs), a->username);
+	relay_release(a);
+	turn_table_remove(&w->allocs, a);
+}
+
+/* ---- timers and lifecycle ---------------------------------------------- */
+
+static void tick_one(struct turn_alloc *a, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t now = worker_now();
+
+	if (now >= a->expires)
+		worker_alloc_free(w, a);
+	else
+		turn_alloc_expire(a, now);
+}
+
+static void worker_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	turn_table_foreach(&w->allocs, tick_one, w);
+}
+
+static void worker_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		event_base_loopbreak(w->base);
+}
+
+int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t errlen)
+{
+	struct event_config *ec;
+	struct timeval one = { 1, 0 };
+	size_t i;
+
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->srv = srv;
+	w->wake_fd = -1;
+	w->rng = (uint32_t)(getpid() * 2654435761u) ^ (uint32_t)(id + 1) * 40503u ^ (uint32_t)time(NULL);
+	if (w->rng == 0)
+		w->rng = 1;
+	if ((ec = event_config_new()) == NULL)
+		goto oom;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (w->base == NULL || (w->rx = malloc((size_t)WORKER_BATCH * WORKER_SLOT)) == NULL ||
+	    turn_table_init(&w->allocs, 1024) < 0)
+		goto oom;
+	for (i = 0; i < srv->nlisten; i++) {
+		if (listener_open(w, &w->ls[w->nls], &srv->listen[i], err, errlen) < 0)
+			return -1;
+		w->nls++;
+	}
+	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		goto oom;
+	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake, w);
+	w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
+	if (w->wake_ev == NULL || w->tick_ev == NULL || event_add(w->wake_ev, NULL) < 0 ||
+	    event_add(w->tick_ev, &one) < 0)
+		goto oom;
+	return 0;
+oom:
+	snprintf(err, errlen, "worker %d: cannot set up its event loop: %s", id, strerror(errno));
+	return -1;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	log_debug("worker %d running", w->id);
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, worker_main, w);
+
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	return 0;
+}
+
+void worker_stop(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->wake_fd, &one, sizeof(one)) < 0)
+		log_warn("worker %d: cannot wake", w->id);
+	pthread_join(w->thread, NULL);
+}
+
+void worker_free(struct worker *w)
+{
+	size_t i;
+
+	if (w->allocs.buckets != NULL)
+		turn_table_destroy(&w->allocs, relay_release);
+	for (i = 0; i < w->nls; i++) {
+		event_free(w->ls[i].ev);
+		close(w->ls[i].fd);
+	}
+	if (w->wake_ev != NULL)
+		event_free(w->wake_ev);
+	if (w->tick_ev != NULL)
+		event_free(w->tick_ev);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	free(w->rx);
+}

@@ -1,0 +1,117 @@
+/* turn_alloc.h -- TURN allocation state: lifetimes, permissions, channels.
+ *
+ * Pure code (RFC 8656 §7, §9, §12): no sockets. Times are seconds on a
+ * monotonic clock supplied by the caller. One worker thread owns a table and
+ * every allocation in it, so nothing here locks.
+ */
+#ifndef TURNSTONE_TURN_ALLOC_H
+#define TURNSTONE_TURN_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stun/stun_msg.h"
+
+#define TURN_MAX_PERMS 64     /* per allocation; more → 508 */
+#define TURN_MAX_CHANNELS 64  /* per allocation; more → 508 */
+#define TURN_CHANNEL_QUARANTINE 300 /* s a number/peer stays reserved after expiry (§12) */
+#define TURN_USERNAME_MAX 128 /* bytes */
+
+struct turn_perm {
+	uint8_t family;
+	uint8_t ip[16];
+	uint64_t expires;
+};
+
+struct turn_chan {
+	uint16_t number;
+	struct stun_addr peer;
+	uint64_t expires;        /* binding usable while now < expires */
+};
+
+struct turn_alloc {
+	/* 5-tuple: client transport address and the server address it reached. */
+	struct stun_addr client;
+	struct stun_addr server;
+	struct stun_addr relay;      /* relayed transport address as advertised */
+	uint64_t expires;
+	char username[TURN_USERNAME_MAX + 1];
+	uint8_t key[32];             /* long-term key of username */
+	uint8_t keylen;
+	/* Last request and its answer, so a retransmission (same transaction ID)
+	 * gets the same bytes back (RFC 8489 §6.3.1). */
+	uint8_t last_tid[STUN_TID_LEN];
+	uint16_t last_resp_len;
+	uint8_t *last_resp;          /* malloc'd, owned */
+
+	uint8_t nperms, nchans;
+	struct turn_perm perms[TURN_MAX_PERMS];
+	struct turn_chan chans[TURN_MAX_CHANNELS];
+
+	void *io;                    /* the owner's per-allocation I/O state */
+	struct turn_alloc *hnext;    /* table hash chain */
+};
+
+/* Outcomes of turn_alloc_chan_bind. */
+enum { TURN_CHAN_OK = 0, TURN_CHAN_CONFLICT = -1, TURN_CHAN_FULL = -2 };
+
+/* 1 when the two addresses have the same family and IP (port ignored). */
+int turn_addr_same_ip(const struct stun_addr *a, const struct stun_addr *b);
+/* 1 when family, IP and port are all equal. */
+int turn_addr_equal(const struct stun_addr *a, const struct stun_addr *b);
+
+/* Installs or refreshes the permission for peer's IP until now + lifetime
+ * (seconds). Returns 0, or -1 when the allocation holds TURN_MAX_PERMS live
+ * permissions already (508). */
+int turn_alloc_perm_add(struct turn_alloc *a, const struct stun_addr *peer, uint64_t now, uint32_t lifetime);
+
+/* 1 when a live permission covers peer's IP (RFC 8656 §9), else 0. */
+int turn_alloc_perm_ok(const struct turn_alloc *a, const struct stun_addr *peer, uint64_t now);
+
+/* Binds or refreshes channel number to peer until now + lifetime, and
+ * refreshes the peer's permission for perm_lifetime (RFC 8656 §11.2).
+ * TURN_CHAN_CONFLICT when the number is bound (or quarantined) to another
+ * peer or the peer to another number (400); TURN_CHAN_FULL at capacity. */
+int turn_alloc_chan_bind(struct turn_alloc *a, uint16_t number, const struct stun_addr *peer, uint64_t now,
+			 uint32_t lifetime, uint32_t perm_lifetime);
+
+/* Live binding for a channel number / a peer transport address, or NULL. */
+const struct turn_chan *turn_alloc_chan_by_number(const struct turn_alloc *a, uint16_t number, uint64_t now);
+const struct turn_chan *turn_alloc_chan_by_peer(const struct turn_alloc *a, const struct stun_addr *peer,
+						uint64_t now);
+
+/* Drops expired permissions and channels past their quarantine. */
+void turn_alloc_expire(struct turn_alloc *a, uint64_t now);
+
+/* Stores a copy of the response to request tid for retransmissions.
+ * Returns 0 or -1 on out of memory (then nothing is cached). */
+int turn_alloc_cache_response(struct turn_alloc *a, const uint8_t tid[STUN_TID_LEN], const uint8_t *resp, size_t len);
+
+/* ---- per-worker table keyed by 5-tuple --------------------------------- */
+
+struct turn_table {
+	size_t nbuckets;             /* power of two */
+	size_t count;
+	struct turn_alloc **buckets;
+};
+
+/* Creates an empty table with nbuckets (rounded up to a power of two).
+ * Returns 0 or -1 on out of memory. */
+int turn_table_init(struct turn_table *t, size_t nbuckets);
+/* Frees the table and every allocation in it, calling release(a) first on
+ * each so the owner can close its I/O state (release may be NULL). */
+void turn_table_destroy(struct turn_table *t, void (*release)(struct turn_alloc *));
+
+/* The allocation of 5-tuple (client, server), or NULL. */
+struct turn_alloc *turn_table_find(const struct turn_table *t, const struct stun_addr *client,
+				   const struct stun_addr *server);
+/* New zeroed allocation for (client, server), inserted. Returns NULL on out of memory. */
+struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *client,
+				  const struct stun_addr *server);
+/* Unlinks and frees a (its cached response too); the caller has released a->io. */
+void turn_table_remove(struct turn_table *t, struct turn_alloc *a);
+
+/* Calls fn on every allocation; fn may remove the one it is given. */
+void turn_table_foreach(struct turn_table *t, void (*fn)(struct turn_alloc *, void *), void *arg);
+
+#endif

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Browser test (TAP): two WebRTC peers in headless Chromium exchange
+# data-channel messages relayed through turnstone on 127.0.0.1.
+#
+# Starts $TURNSTONE_BIN on a random free UDP port with a random 200-port relay
+# window, waits until it answers a STUN Binding request, then runs relay.mjs
+# (which launches Chromium).  Everything stays on loopback.
+#
+# Environment:
+#   TURNSTONE_BIN  server binary (default: $TOP_BUILDDIR/src/turnstone)
+#   TOP_SRCDIR     source tree root (default: derived from this script)
+#   TOP_BUILDDIR   build tree root  (default: $TOP_SRCDIR)
+#   CHROMIUM_BIN   default /usr/lib/chromium/chromium
+#   RELAY_TIMEOUT_MS, RELAY_MESSAGES, RELAY_VERBOSE: passed to relay.mjs
+set -u
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=${TOP_SRCDIR:-$(cd "$here/../.." && pwd)}
+top=$(cd "$top" && pwd)
+build=${TOP_BUILDDIR:-$top}
+browser_dir="$top/tests/browser"
+server_bin=${TURNSTONE_BIN:-$build/src/turnstone}
+
+n_sh=4            # TAP tests owned by this script: 3 before relay.mjs, 1 after
+t=0
+failed=0
+server_pid=""
+node_pid=""
+workdir=""
+
+say()  { printf '%s\n' "$*"; }
+diag() { sed -e 's/^/# /'; }
+ok()     { t=$((t + 1)); say "ok $t - $1"; }
+not_ok() { t=$((t + 1)); say "not ok $t - $1"; failed=1; }
+
+dump_server_log() {
+  if [ -n "$workdir" ] && [ -s "$workdir/server.log" ]; then
+    say "# ---- server log (last 200 lines): $server_bin ----"
+    tail -n 200 "$workdir/server.log" | diag
+    say "# ---- end of server log ----"
+  fi
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then
+    kill -TERM "$node_pid" 2>/dev/null
+    wait "$node_pid" 2>/dev/null
+  fi
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null
+    for _ in $(seq 1 30); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$server_pid" 2>/dev/null; then
+      say "# server pid $server_pid ignored SIGTERM for 3 s; sending SIGKILL"
+      kill -KILL "$server_pid" 2>/dev/null
+    fi
+    wait "$server_pid" 2>/dev/null
+    say "# server pid $server_pid exit status after SIGTERM: $?"
+    if [ -n "${TOP_BUILDDIR:-}" ] && compgen -G "$TOP_BUILDDIR/sanitizer/*san.$server_pid*" >/dev/null; then
+      for f in "$TOP_BUILDDIR"/sanitizer/*san."$server_pid"*; do
+        say "# ---- sanitizer report $f ----"
+        diag <"$f"
+      done
+    fi
+  fi
+  if [ "$failed" != 0 ] || [ "$rc" != 0 ]; then
+    dump_server_log
+    [ "$rc" != 0 ] || rc=1
+  fi
+  [ -n "$workdir" ] && rm -rf "$workdir"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "# interrupted"; failed=1; exit 1' INT TERM HUP
+
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/turnstone-browser.XXXXXX") || exit 1
+
+# The plan comes first, so we need relay.mjs's test count up front.
+if ! command -v node >/dev/null 2>&1; then
+  say "1..1"
+  not_ok "node is installed (needed for the browser test)"
+  exit 1
+fi
+n_js=$(node "$browser_dir/relay.mjs" --count 2>"$workdir/count.err")
+if ! [[ "$n_js" =~ ^[0-9]+$ ]]; then
+  say "1..1"
+  not_ok "relay.mjs --count works"
+  diag <"$workdir/count.err"
+  exit 1
+fi
+say "1..$((n_sh + n_js))"
+
+# Our own tests: 1..3 before relay.mjs, the last one after it.
+pre_names=(
+  "playwright-core is installed in tests/browser/node_modules"
+  "server binary exists and is executable"
+  "server answers a STUN Binding request on 127.0.0.1"
+)
+post_name="server is still running after the browser test"
+
+# Emit every remaining test as failed (we cannot get that far) and exit.
+fail_rest() {
+  local reason=$1
+  while [ "$t" -lt "${#pre_names[@]}" ]; do
+    not_ok "${pre_names[$t]}"
+    say "# not reached: $reason"
+  done
+  TAP_START=$((t + 1)) TAP_NO_PLAN=1 node "$browser_dir/relay.mjs" --fail-all "$reason"
+  t=$((t + n_js))
+  not_ok "$post_name"
+  say "# not reached: $reason"
+  exit 1
+}
+
+# ---- 1: playwright-core installed (npm ci from the lock file if needed) ---
+# Normally node_modules lives in the source tests/browser.  If that is not
+# writable (e.g. make distcheck's read-only source tree) and has no
+# node_modules, the scripts and lock file are copied to the build tree's
+# tests/browser and installed and run there.
+node_dir=$browser_dir
+if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ] && [ ! -w "$browser_dir" ]; then
+  node_dir="$build/tests/browser"
+  mkdir -p "$node_dir" &&
+    cp "$browser_dir/package.json" "$browser_dir/package-lock.json" \
+       "$browser_dir/relay.mjs" "$browser_dir/util.mjs" "$node_dir/" &&
+    chmod u+w "$node_dir"/package.json "$node_dir"/package-lock.json "$node_dir"/*.mjs
+fi
+if [ ! -f "$node_dir/node_modules/playwright-core/package.json" ]; then
+  say "# node_modules missing: running npm ci in $node_dir"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --no-update-notifier) >"$workdir/npm.log" 2>&1
+  diag <"$workdir/npm.log"
+fi
+if [ -f "$node_dir/node_modules/playwright-core/package.json" ]; then
+  ok "${pre_names[0]}"
+else
+  not_ok "${pre_names[0]}"
+  fail_rest "playwright-core missing (npm ci failed?)"
+fi
+
+# ---- 2: the server binary exists ------------------------------------------
+if [ -x "$server_bin" ] && [ -f "$server_bin" ]; then
+  ok "${pre_names[1]}"
+  say "# $server_bin"
+else
+  not_ok "${pre_names[1]}"
+  say "# TURNSTONE_BIN=$server_bin does not exist or is not executable (build it first)"
+  fail_rest "no server binary"
+fi
+
+# ---- 3: the server starts and answers a STUN Binding request -------------
+read -r relay_min relay_max < <(node "$browser_dir/util.mjs" relay-window 200)
+port=$(node "$browser_dir/util.mjs" free-udp-port "${relay_min:-0}" "${relay_max:-0}")
+if ! [[ "${relay_min:-}" =~ ^[0-9]+$ && "${relay_max:-}" =~ ^[0-9]+$ && "${port:-}" =~ ^[0-9]+$ ]]; then
+  not_ok "${pre_names[2]}"
+  say "# could not pick free ports (relay window '${relay_min:-}'..'${relay_max:-}', port '${port:-}')"
+  fail_rest "could not pick free ports"
+fi
+realm=turnstone.test
+user=alice
+pass=secret
+server_args=(
+  --listening-ip=127.0.0.1 --listening-port="$port"
+  --relay-ip=127.0.0.1 --min-port="$relay_min" --max-port="$relay_max"
+  --realm="$realm" --user="$user:$pass" --relay-threads=2
+  --allow-loopback-peers --no-tcp --no-tls
+)
+say "# starting: $server_bin ${server_args[*]}"
+"$server_bin" "${server_args[@]}" >"$workdir/server.log" 2>&1 </dev/null &
+server_pid=$!
+
+ping_ok=0
+deadline=$((SECONDS + 15))
+while [ "$SECONDS" -lt "$deadline" ]; do
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    wait "$server_pid"
+    say "# server exited early with status $?"
+    server_pid=""
+    break
+  fi
+  if node "$browser_dir/util.mjs" stun-ping 127.0.0.1 "$port" 1000 >"$workdir/ping.out" 2>&1; then
+    ping_ok=1
+    break
+  fi
+done
+if [ "$ping_ok" = 1 ]; then
+  ok "${pre_names[2]}"
+  diag <"$workdir/ping.out"
+else
+  not_ok "${pre_names[2]}"
+  diag <"$workdir/ping.out"
+  fail_rest "server never answered a STUN Binding request on 127.0.0.1:$port"
+fi
+
+# ---- 4..: Chromium through the relay (relay.mjs), numbered on from ours ---
+export TURN_URL="turn:127.0.0.1:$port?transport=udp"
+export TURN_USER="$user" TURN_PASS="$pass"
+export RELAY_MIN="$relay_min" RELAY_MAX="$relay_max"
+export TAP_START=$((t + 1)) TAP_NO_PLAN=1
+(cd "$node_dir" && exec timeout -k 10 150 node relay.mjs) &
+node_pid=$!
+wait "$node_pid"
+node_rc=$?
+node_pid=""
+t=$((t + n_js))
+if [ "$node_rc" != 0 ]; then
+  failed=1
+  say "# relay.mjs exited with status $node_rc"
+fi
+
+if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+  ok "$post_name"
+else
+  not_ok "$post_name"
+  if [ -n "$server_pid" ]; then
+    wait "$server_pid"
+    say "# server exited with status $?"
+    server_pid=""
+  fi
+fi
+
+[ "$failed" = 0 ]

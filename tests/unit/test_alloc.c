@@ -1,0 +1,214 @@
+/* test_alloc.c -- unit tests for TURN allocation state and the 5-tuple table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "turn/turn_alloc.h"
+
+static struct stun_addr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port)
+{
+	struct stun_addr x;
+
+	memset(&x, 0, sizeof(x));
+	x.family = STUN_AF_IPV4;
+	x.ip[0] = a;
+	x.ip[1] = b;
+	x.ip[2] = c;
+	x.ip[3] = d;
+	x.port = port;
+	return x;
+}
+
+static struct stun_addr v6(uint8_t last, uint16_t port)
+{
+	struct stun_addr x;
+
+	memset(&x, 0, sizeof(x));
+	x.family = STUN_AF_IPV6;
+	x.ip[0] = 0x20;
+	x.ip[1] = 0x01;
+	x.ip[15] = last;
+	x.port = port;
+	return x;
+}
+
+static void test_perm_lifetime(void **state)
+{
+	struct turn_alloc *a = calloc(1, sizeof(*a));
+	struct stun_addr p = v4(198, 51, 100, 7, 1000), q = v4(198, 51, 100, 7, 2000), o = v4(198, 51, 100, 8, 1000);
+
+	assert_int_equal(turn_alloc_perm_ok(a, &p, 100), 0);
+	assert_int_equal(turn_alloc_perm_add(a, &p, 100, 300), 0);
+	assert_int_equal(turn_alloc_perm_ok(a, &p, 100), 1);
+	/* Permissions are per IP: any port of the peer passes (RFC 8656 §9). */
+	assert_int_equal(turn_alloc_perm_ok(a, &q, 399), 1);
+	assert_int_equal(turn_alloc_perm_ok(a, &o, 150), 0);
+	assert_int_equal(turn_alloc_perm_ok(a, &p, 400), 0);
+	/* Refresh extends rather than duplicates. */
+	assert_int_equal(turn_alloc_perm_add(a, &p, 350, 300), 0);
+	assert_int_equal(a->nperms, 1);
+	assert_int_equal(turn_alloc_perm_ok(a, &p, 600), 1);
+	turn_alloc_expire(a, 650);
+	assert_int_equal(a->nperms, 0);
+	free(a);
+}
+
+static void test_perm_family(void **state)
+{
+	struct turn_alloc *a = calloc(1, sizeof(*a));
+	struct stun_addr p4 = v4(0, 0, 0, 1, 1), p6 = v6(1, 1);
+
+	/* ::1-like bytes in an IPv4 address must not match an IPv6 permission */
+	assert_int_equal(turn_alloc_perm_add(a, &p6, 0, 300), 0);
+	assert_int_equal(turn_alloc_perm_ok(a, &p4, 1), 0);
+	assert_int_equal(turn_alloc_perm_ok(a, &p6, 1), 1);
+	free(a);
+}
+
+static void test_perm_capacity(void **state)
+{
+	struct turn_alloc *a = calloc(1, sizeof(*a));
+	int i;
+
+	for (i = 0; i < TURN_MAX_PERMS; i++) {
+		struct stun_addr p = v4(198, 51, (uint8_t)(i / 200), (uint8_t)(i % 200), 1);
+
+		assert_int_equal(turn_alloc_perm_add(a, &p, 0, 300), 0);
+	}
+	struct stun_addr extra = v4(203, 0, 113, 1, 1);
+
+	assert_int_equal(turn_alloc_perm_add(a, &extra, 10, 300), -1);
+	/* Once the old ones expire there is room again. */
+	assert_int_equal(turn_alloc_perm_add(a, &extra, 301, 300), 0);
+	assert_int_equal(a->nperms, 1);
+	free(a);
+}
+
+static void test_channel_bind(void **state)
+{
+	struct turn_alloc *a = calloc(1, sizeof(*a));
+	struct stun_addr p = v4(198, 51, 100, 7, 1000), q = v4(198, 51, 100, 9, 1000);
+	const struct turn_chan *c;
+
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4000, &p, 0, 600, 300), TURN_CHAN_OK);
+	/* ChannelBind installs the permission too (§11.2). */
+	assert_int_equal(turn_alloc_perm_ok(a, &p, 1), 1);
+	c = turn_alloc_chan_by_number(a, 0x4000, 1);
+	assert_non_null(c);
+	assert_int_equal(c->peer.port, 1000);
+	assert_ptr_equal(turn_alloc_chan_by_peer(a, &p, 1), c);
+	assert_null(turn_alloc_chan_by_number(a, 0x4001, 1));
+	/* Same number to another peer, or same peer to another number: 400. */
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4000, &q, 1, 600, 300), TURN_CHAN_CONFLICT);
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4001, &p, 1, 600, 300), TURN_CHAN_CONFLICT);
+	/* Refresh of the same binding. */
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4000, &p, 500, 600, 300), TURN_CHAN_OK);
+	assert_non_null(turn_alloc_chan_by_number(a, 0x4000, 1000));
+	assert_null(turn_alloc_chan_by_number(a, 0x4000, 1100));
+	free(a);
+}
+
+static void test_channel_quarantine(void **state)
+{
+	struct turn_alloc *a = calloc(1, sizeof(*a));
+	struct stun_addr p = v4(198, 51, 100, 7, 1000), q = v4(198, 51, 100, 9, 1000);
+
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4123, &p, 0, 600, 300), TURN_CHAN_OK);
+	/* Expired, but the number stays reserved for 5 more minutes (§12). */
+	assert_null(turn_alloc_chan_by_number(a, 0x4123, 600));
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4123, &q, 700, 600, 300), TURN_CHAN_CONFLICT);
+	turn_alloc_expire(a, 899);
+	assert_int_equal(a->nchans, 1);
+	turn_alloc_expire(a, 900);
+	assert_int_equal(a->nchans, 0);
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4123, &q, 900, 600, 300), TURN_CHAN_OK);
+	free(a);
+}
+
+static void test_response_cache(void **state)
+{
+	struct turn_alloc *a = calloc(1, sizeof(*a));
+	uint8_t tid[STUN_TID_LEN] = { 1, 2, 3 };
+	uint8_t resp[40] = { 9, 9, 9 };
+
+	assert_int_equal(turn_alloc_cache_response(a, tid, resp, sizeof(resp)), 0);
+	assert_int_equal(a->last_resp_len, sizeof(resp));
+	assert_memory_equal(a->last_tid, tid, STUN_TID_LEN);
+	assert_memory_equal(a->last_resp, resp, sizeof(resp));
+	free(a->last_resp);
+	free(a);
+}
+
+static int visits;
+
+static void count_and_remove(struct turn_alloc *a, void *arg)
+{
+	visits++;
+	if (a->client.port % 2 == 0)
+		turn_table_remove(arg, a);
+}
+
+static void test_table(void **state)
+{
+	struct turn_table t;
+	struct stun_addr server = v4(192, 0, 2, 1, 3478), server6 = v6(1, 3478);
+	int i;
+
+	assert_int_equal(turn_table_init(&t, 3), 0);
+	assert_int_equal(t.nbuckets, 16);
+	for (i = 0; i < 1000; i++) {
+		struct stun_addr c = v4(198, 51, 100, (uint8_t)(i % 7), (uint16_t)(1000 + i));
+
+		assert_non_null(turn_table_add(&t, &c, &server));
+	}
+	assert_int_equal(t.count, 1000);
+	for (i = 0; i < 1000; i++) {
+		struct stun_addr c = v4(198, 51, 100, (uint8_t)(i % 7), (uint16_t)(1000 + i));
+		struct turn_alloc *a = turn_table_find(&t, &c, &server);
+
+		assert_non_null(a);
+		assert_int_equal(a->client.port, 1000 + i);
+		/* The server side is part of the 5-tuple. */
+		assert_null(turn_table_find(&t, &c, &server6));
+	}
+	visits = 0;
+	turn_table_foreach(&t, count_and_remove, &t);
+	assert_int_equal(visits, 1000);
+	assert_int_equal(t.count, 500);
+	struct stun_addr even = v4(198, 51, 100, 0, 1000), odd = v4(198, 51, 100, 1, 1001);
+
+	assert_null(turn_table_find(&t, &even, &server));
+	assert_non_null(turn_table_find(&t, &odd, &server));
+	turn_table_destroy(&t, NULL);
+	assert_null(t.buckets);
+}
+
+static void test_addr_compare(void **state)
+{
+	struct stun_addr a = v4(1, 2, 3, 4, 5), b = v4(1, 2, 3, 4, 6), c = v4(1, 2, 3, 5, 5);
+
+	assert_true(turn_addr_same_ip(&a, &b));
+	assert_false(turn_addr_equal(&a, &b));
+	assert_false(turn_addr_same_ip(&a, &c));
+	assert_true(turn_addr_equal(&a, &a));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_perm_lifetime),
+		cmocka_unit_test(test_perm_family),
+		cmocka_unit_test(test_perm_capacity),
+		cmocka_unit_test(test_channel_bind),
+		cmocka_unit_test(test_channel_quarantine),
+		cmocka_unit_test(test_response_cache),
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_addr_compare),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
