@@ -110,20 +110,20 @@ int main(int argc, char **argv)
 	int want_help = 0, i, rc;
 
 	config_defaults(&cfg);
-	if (config_load(&cfg, argc, argv, &want_help, err, sizeof(err)) < 0) {
+	if (config_load(&cfg, argc, argv, &want_help, err, sizeof(err)) < 0 ||
+	    (!want_help && config_validate(&cfg, err, sizeof(err)) < 0)) {
 		fprintf(stderr, "turnstone: %s\n", err);
+		config_free(&cfg);
 		return 2;
 	}
 	if (want_help) {
 		config_usage(argv[0]);
+		config_free(&cfg);
 		return 0;
-	}
-	if (config_validate(&cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "turnstone: %s\n", err);
-		return 2;
 	}
 	if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
 		fprintf(stderr, "turnstone: cannot open log-file '%s': %s\n", cfg.log_file, strerror(errno));
+		config_free(&cfg);
 		return 2;
 	}
 	log_set_level(cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
@@ -135,6 +135,7 @@ int main(int argc, char **argv)
 	srv.cfg = &cfg;
 	if (server_addresses(&srv, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "turnstone: %s\n", err);
+		config_free(&cfg);
 		return 2;
 	}
 	if ((srv.users = auth_users_new(cfg.realm, cfg.users, cfg.n_users)) == NULL ||
@@ -157,6 +158,9 @@ int main(int argc, char **argv)
 	}
 	if (rc < 0) {
 		log_err("%s", err);
+		free(srv.workers);
+		auth_users_free(srv.users);
+		config_free(&cfg);
 		return 1;
 	}
 	if (cfg.pidfile != NULL && write_pidfile(cfg.pidfile) < 0)
