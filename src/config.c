@@ -90,6 +90,25 @@ static const struct opt opts[] = {
 	BOOL("no-tls", no_tls, "do not listen on TLS"),
 	BOOL("no-stun", no_stun, "refuse plain STUN Binding requests"),
 	INT("relay-threads", relay_threads, 1, 1024, "N", "worker threads (default: online CPUs)"),
+	{ "cert", OPT_STR, F(cert), 0, 0, 0, NULL, "FILE", "TLS certificate chain (PEM)" },
+	{ "pkey", OPT_STR, F(pkey), 0, 0, 0, NULL, "FILE", "TLS private key (PEM)" },
+	{ "ca-file", OPT_STR, F(ca_file), 0, 0, 0, NULL, "FILE", "CA certificates sent with the chain (PEM)" },
+	{ "cipher-list", OPT_STR, F(cipher_list), 0, 0, 0, check_nonempty, "LIST",
+	  "OpenSSL cipher list for TLS 1.2" },
+	BOOL("no-tlsv1", no_tlsv1, "refuse TLS 1.0 (on by default)"),
+	BOOL("no-tlsv1_1", no_tlsv1_1, "refuse TLS 1.1 (on by default)"),
+	INT("max-connections", max_connections, 1, 1000000, "N", "concurrent TCP/TLS client connections"),
+	INT("idle-timeout", idle_timeout, 1, 86400, "SECONDS", "close connections idle without an allocation"),
+	INT("stream-output-limit", stream_output_limit, 4096, 64 << 20, "BYTES",
+	    "output queued per connection before relayed data is dropped"),
+	{ "redis-userdb", OPT_STR, F(redis_userdb), 0, 0, 0, NULL, "CONNINFO",
+	  "Redis user database: \"ip=A port=P dbname=N password=S\" or redis://..." },
+	BOOL("use-auth-secret", use_auth_secret, "accept TURN REST API time-limited credentials"),
+	{ "static-auth-secret", OPT_STR_LIST, F(static_auth_secret), F(n_static_auth_secret), 0, 0,
+	  check_nonempty, "SECRET", "REST API shared secret, repeatable" },
+	{ "rest-api-separator", OPT_STR, F(rest_api_separator), 0, 0, 0, check_nonempty, "C",
+	  "separator between expiry time and user id" },
+	INT("auth-cache-ttl", auth_cache_ttl, 0, 60, "SECONDS", "how long a worker caches a Redis key"),
 	{ "log-file", OPT_STR, F(log_file), 0, 0, 0, NULL, "FILE", "log here instead of stderr" },
 	BOOL("verbose", verbose, "debug logging"),
 	{ "pidfile", OPT_STR, F(pidfile), 0, 0, 0, NULL, "FILE", "write the process id here" },
@@ -530,6 +549,14 @@ void config_defaults(struct config *c)
 	c->permission_lifetime = 300;
 	c->channel_lifetime = 600;
 	c->relay_threads = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
+	c->no_tlsv1 = 1;
+	c->no_tlsv1_1 = 1;
+	c->max_connections = 10000;
+	c->idle_timeout = 30;
+	c->stream_output_limit = 256 * 1024;
+	c->auth_cache_ttl = 5;
+	c->cipher_list = strdup("DEFAULT");
+	c->rest_api_separator = strdup(":");
 	/* Out of memory leaves NULLs, which config_validate reports. */
 	c->realm = strdup("turnstone");
 	c->software = strdup(CONFIG_SOFTWARE);
@@ -610,11 +637,16 @@ int config_validate(const struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "listening-port and tls-listening-port are both %d", c->listening_port);
 		return -1;
 	}
-	/* TURN is always on for now, so a credential source is mandatory. */
-	if (c->n_users == 0) {
+	if (c->use_auth_secret && c->n_static_auth_secret == 0 && c->redis_userdb == NULL) {
+		snprintf(err, errlen, "use-auth-secret needs a secret: set static-auth-secret or redis-userdb");
+		return -1;
+	}
+	/* TURN is always on, so a credential source is mandatory. */
+	if (c->n_users == 0 && c->redis_userdb == NULL && !c->use_auth_secret) {
 		snprintf(err, errlen,
 			 "no credential source: TURN needs long-term credentials (set 'user', e.g. "
-			 "user = \"name:password\"); turnstone will not run an open relay");
+			 "user = \"name:password\", or redis-userdb, or use-auth-secret with "
+			 "static-auth-secret); turnstone will not run an open relay");
 		return -1;
 	}
 	return 0;

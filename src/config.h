@@ -50,6 +50,23 @@ struct config {
 	int no_udp, no_tcp, no_tls, no_stun; /* booleans */
 	int relay_threads;                /* default: number of CPUs */
 
+	/* TCP and TLS listeners (RFC 8656 §3.1, RFC 7443 ALPN) */
+	char *cert, *pkey, *ca_file;      /* PEM file paths; TLS listens only with cert and pkey */
+	char *cipher_list;                /* OpenSSL cipher list for TLS <= 1.2, default "DEFAULT" */
+	int no_tlsv1, no_tlsv1_1;         /* booleans, default on: TLS 1.2 is the minimum */
+	int max_connections;              /* concurrent TCP/TLS client connections, default 10000 */
+	int idle_timeout;                 /* seconds a connection without allocation may idle, default 30 */
+	int stream_output_limit;          /* bytes queued to one connection before relayed data
+					     is dropped and reading paused, default 262144 */
+
+	/* Credentials in Redis and the TURN REST API (coturn's key names) */
+	char *redis_userdb;               /* "ip=... port=... dbname=... password=..." or redis:// URL */
+	int use_auth_secret;              /* boolean: accept REST API time-limited credentials */
+	char *static_auth_secret[CONFIG_MAX_LISTEN]; /* shared secrets; Redis may add more */
+	size_t n_static_auth_secret;
+	char *rest_api_separator;         /* between expiry time and user id, default ":" */
+	int auth_cache_ttl;               /* seconds a worker caches a key looked up in Redis, default 5 */
+
 	char *log_file;                   /* NULL: stderr */
 	int verbose;                      /* boolean */
 	char *pidfile;
