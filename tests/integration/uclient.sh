@@ -1,0 +1,135 @@
+#!/bin/bash
+# Integration test: coturn's turnutils_uclient relays traffic through
+# turnstone to turnutils_peer (UDP echo), all on loopback.  Two runs:
+# with channels (uclient default: ChannelBind + ChannelData) and with
+# Send/Data indications (-s, "use send method").  TAP output.
+set -u
+
+: "${TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$TOP_SRCDIR/tests/lib/common.sh"
+
+tap_plan 10
+
+for t in turnutils_uclient turnutils_peer timeout python3; do
+    require_tool "$t" || die "$t missing (turnutils_* come with Debian package coturn)"
+done
+check_turnstone_bin 2>&1 | sed 's/^/# /'
+check_turnstone_bin 2>/dev/null || die "TURNSTONE_BIN unusable: '${TURNSTONE_BIN:-}'"
+
+UC_OUT=$(mktemp "${TMPDIR:-/tmp}/turnstone-uclient.XXXXXX")
+register_tmp "$UC_OUT"
+NMSG=100
+NCLIENTS=4
+
+# ---------------------------------------------------------------- peer
+PEERPORT=$(free_udp_port 127.0.0.1) || die "no free peer port"
+PEERLOG=$(mktemp "${TMPDIR:-/tmp}/turnstone-peer.XXXXXX")
+register_tmp "$PEERLOG"
+with_pdeathsig turnutils_peer -L 127.0.0.1 -p "$PEERPORT" </dev/null >"$PEERLOG" 2>&1 &
+PEER_PID=$!
+register_pid "$PEER_PID"
+
+# the peer echoes: poll it with a datagram (loopback only)
+if python3 - "$PEERPORT" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.settimeout(0.2)
+end = time.time() + 5
+while time.time() < end:
+    s.sendto(b"echo-probe", ("127.0.0.1", int(sys.argv[1])))
+    try:
+        d, _ = s.recvfrom(2048)
+        if d == b"echo-probe":
+            sys.exit(0)
+    except (socket.timeout, ConnectionRefusedError):
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+then
+    tap_ok "turnutils_peer echoes on 127.0.0.1"
+else
+    tap_fail "turnutils_peer echoes on 127.0.0.1 (port $PEERPORT)" "$(cat "$PEERLOG")"
+fi
+
+# ---------------------------------------------------------------- server
+# turnutils_uclient (coturn 4.6) picks channel numbers from the RFC 5766 range
+# 0x4000-0x7FFF; RFC 8656 narrowed it to 0x4000-0x4FFF, which turnstone
+# enforces by default (see negative.py).  --rfc5766-channels is turnstone's
+# documented interop switch for such clients.
+PORT=$(free_udp_port 127.0.0.1) || die "no free port"
+BASE=$(free_port_range 200) || die "no free relay range"
+if start_turnstone --listening-ip=127.0.0.1 --listening-port="$PORT" --relay-ip=127.0.0.1 \
+        --min-port="$BASE" --max-port=$((BASE + 199)) --realm=turnstone.test \
+        --user=alice:secret --user=bob:pw2 --relay-threads=2 --allow-loopback-peers \
+        --rfc5766-channels &&
+    wait_stun_ready "$PORT" 127.0.0.1 5; then
+    tap_ok "server starts with --allow-loopback-peers and answers Binding"
+    SERVER_UP=yes
+else
+    SERVER_UP=no
+    tap_fail "server starts with --allow-loopback-peers and answers Binding"
+fi
+SERVER_PID=$TS_PID
+SERVER_LOG=$TS_LOG
+
+# run_uclient LABEL EXTRA_FLAGS... : 3 TAP lines (exit status, counts, loss)
+run_uclient() {
+    local label=$1 out rc sent recv lost
+    shift
+    if [ "$SERVER_UP" != yes ]; then
+        tap_fail "$label: turnutils_uclient exits 0" "not run: server not up"
+        tap_fail "$label: received == sent > 0" "not run: server not up"
+        tap_fail "$label: no messages lost" "not run: server not up"
+        return
+    fi
+    # in the background + wait, so a signal to this script is handled at once
+    timeout 60 turnutils_uclient "$@" -u alice -w secret -r "$PEERPORT" -e 127.0.0.1 \
+        -p "$PORT" -n "$NMSG" -m "$NCLIENTS" -l 100 127.0.0.1 >"$UC_OUT" 2>&1 </dev/null &
+    local ucpid=$!
+    register_pid "$ucpid"
+    wait "$ucpid"
+    rc=$?
+    out=$(cat "$UC_OUT")
+    tap_diag "turnutils_uclient $* ... (rc $rc), last lines:"
+    tap_diag "$(printf '%s\n' "$out" | tail -n 8)"
+    if [ "$rc" -eq 0 ]; then
+        tap_ok "$label: turnutils_uclient exits 0"
+    else
+        tap_fail "$label: turnutils_uclient exits 0" "exit status $rc (124 = timed out)" \
+            "$(printf '%s\n' "$out" | tail -n 40)"
+    fi
+    # summary: "start_mclient: tot_send_msgs=400, tot_recv_msgs=400"
+    sent=$(printf '%s\n' "$out" | sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\1/p' | tail -n 1)
+    recv=$(printf '%s\n' "$out" | sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\2/p' | tail -n 1)
+    # "Total lost packets 0 (0.000000%), total send dropped 0 (0.000000%)"
+    lost=$(printf '%s\n' "$out" | sed -n 's/.*Total lost packets \([0-9]*\).*/\1/p' | tail -n 1)
+    if [ -n "$sent" ] && [ -n "$recv" ] && [ "$sent" -gt 0 ] && [ "$recv" -eq "$sent" ]; then
+        echo "# $label: received $recv of $sent"
+        tap_ok "$label: received == sent > 0"
+    else
+        tap_fail "$label: received == sent > 0 (recv='$recv' sent='$sent')"
+    fi
+    if [ -n "$lost" ] && [ "$lost" -eq 0 ]; then
+        tap_ok "$label: no messages lost"
+    else
+        tap_fail "$label: no messages lost (lost='$lost')"
+    fi
+}
+
+run_uclient "channels (ChannelBind/ChannelData)"
+run_uclient "send method (Send/Data indications, -s)" -s
+
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+    tap_ok "server still running after both client runs"
+else
+    tap_fail "server still running after both client runs"
+fi
+
+if stop_turnstone_checked "$SERVER_PID" "$SERVER_LOG"; then
+    tap_ok "server exits cleanly on SIGTERM, no sanitizer report"
+else
+    tap_fail "server exits cleanly on SIGTERM, no sanitizer report"
+fi
+
+tap_finish
