@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
+#include "net/tls.h"
 #include "net/worker.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -23,6 +25,35 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	log_info("signal %d: shutting down", (int)sig);
 	event_base_loopbreak(base);
+}
+
+/* SIGHUP: reload the TLS certificate and key. New connections get the new
+ * context; existing ones keep theirs. On failure the old one stays. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	char err[512];
+	SSL_CTX *ctx;
+	int i;
+
+	if (srv->tls == NULL) {
+		log_info("SIGHUP: TLS is off, nothing to reload");
+		return;
+	}
+	if ((ctx = tls_ctx_new(srv->cfg, err, sizeof(err))) == NULL) {
+		log_warnx("SIGHUP: certificate reload failed, keeping the old one: %s", err);
+		return;
+	}
+	for (i = 0; i < srv->nworkers; i++) {
+		SSL_CTX_up_ref(ctx);
+		if (worker_post(&srv->workers[i], WORKER_MSG_TLS_CTX, ctx) < 0) {
+			SSL_CTX_free(ctx);
+			log_warnx("SIGHUP: worker %d did not take the new certificate", i);
+		}
+	}
+	SSL_CTX_free(srv->tls);
+	srv->tls = ctx;
+	log_info("SIGHUP: certificate '%s' reloaded", srv->cfg->cert);
 }
 
 /* Resolves listening, relay and external addresses into srv. Returns 0 or -1. */
@@ -105,7 +136,7 @@ int main(int argc, char **argv)
 	struct config cfg;
 	struct server srv;
 	struct event_base *base;
-	struct event *sigs[2];
+	struct event *sigs[3];
 	char err[512];
 	int want_help = 0, i, rc;
 
@@ -134,7 +165,6 @@ int main(int argc, char **argv)
 	}
 	log_set_level(cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN); /* reserved for certificate reload */
 	evthread_use_pthreads();
 
 	memset(&srv, 0, sizeof(srv));
@@ -152,9 +182,16 @@ int main(int argc, char **argv)
 	srv.nworkers = cfg.relay_threads > 0 ? cfg.relay_threads : 1;
 	if ((srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers))) == NULL)
 		fatal("calloc");
-	if (cfg.no_udp) {
-		log_warnx("no-udp: UDP is off and TCP/TLS are not implemented yet: nothing to serve");
-		srv.nlisten = 0;
+	if (!cfg.no_tls && (cfg.cert != NULL || cfg.pkey != NULL)) {
+		if ((srv.tls = tls_ctx_new(&cfg, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "turnstone: %s\n", err);
+			free(srv.workers);
+			auth_users_free(srv.users);
+			config_free(&cfg);
+			return 2;
+		}
+	} else if (!cfg.no_tls) {
+		log_info("TLS is off: set 'cert' and 'pkey' to listen on port %d", cfg.tls_listening_port);
 	}
 	rc = start_workers(&srv, err, sizeof(err));
 	if (rc < 0 && cfg.n_listening_ip == 0 && srv.nlisten == 2) {
@@ -164,6 +201,8 @@ int main(int argc, char **argv)
 	}
 	if (rc < 0) {
 		log_err("%s", err);
+		if (srv.tls != NULL)
+			SSL_CTX_free(srv.tls);
 		free(srv.workers);
 		auth_users_free(srv.users);
 		config_free(&cfg);
@@ -176,7 +215,12 @@ int main(int argc, char **argv)
 		struct stun_addr a = srv.listen[i];
 
 		a.port = (uint16_t)cfg.listening_port;
-		log_info("listening on UDP %s", netaddr_str(&a, as));
+		log_info("listening on%s%s %s", cfg.no_udp ? "" : " UDP", cfg.no_tcp ? "" : " TCP",
+			 netaddr_str(&a, as));
+		if (srv.tls != NULL) {
+			a.port = (uint16_t)cfg.tls_listening_port;
+			log_info("listening on TLS %s", netaddr_str(&a, as));
+		}
 	}
 	log_info("turnstone ready: realm '%s', %d relay threads, relay ports %d-%d, %zu users", cfg.realm,
 		 srv.nworkers, cfg.min_port, cfg.max_port, cfg.n_users);
@@ -185,7 +229,8 @@ int main(int argc, char **argv)
 		fatalx("cannot create the main event loop");
 	sigs[0] = evsignal_new(base, SIGINT, on_signal, base);
 	sigs[1] = evsignal_new(base, SIGTERM, on_signal, base);
-	for (i = 0; i < 2; i++)
+	sigs[2] = evsignal_new(base, SIGHUP, on_sighup, &srv);
+	for (i = 0; i < 3; i++)
 		event_add(sigs[i], NULL);
 	event_base_dispatch(base);
 
@@ -193,8 +238,10 @@ int main(int argc, char **argv)
 		worker_stop(&srv.workers[i]);
 	for (i = 0; i < srv.nworkers; i++)
 		worker_free(&srv.workers[i]);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
+	if (srv.tls != NULL)
+		SSL_CTX_free(srv.tls);
 	event_base_free(base);
 	free(srv.workers);
 	reserve_clear();

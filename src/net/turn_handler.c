@@ -15,8 +15,8 @@
 /* One request being answered. */
 struct req {
 	struct worker *w;
-	struct listener *l;
-	const struct stun_addr *client, *local;
+	const struct origin *o;
+	const struct stun_addr *client, *local; /* &o->client, &o->local */
 	struct stun_msg m;
 	struct turn_alloc *alloc;     /* existing allocation of this 5-tuple, or NULL */
 	/* set once the request is authenticated */
@@ -25,6 +25,11 @@ struct req {
 	size_t keylen;
 	int sha256;                   /* request used MESSAGE-INTEGRITY-SHA256 */
 };
+
+static uint8_t transport_of(const struct origin *o)
+{
+	return o->conn != NULL ? TURN_TRANSPORT_TCP : TURN_TRANSPORT_UDP;
+}
 
 /* ---- responses --------------------------------------------------------- */
 
@@ -53,7 +58,7 @@ static size_t resp_send(struct req *r, struct stun_builder *b)
 		log_warnx("response to %s does not fit", "request");
 		return 0;
 	}
-	worker_send_client(r->l, r->local, r->client, b->buf, n);
+	worker_send_client(r->o, b->buf, n, 0);
 	return n;
 }
 
@@ -271,11 +276,11 @@ static void handle_allocate(struct req *r)
 	rq.token = token != NULL ? token->val : NULL;
 	rq.dont_fragment = stun_msg_find(&r->m, TURN_ATTR_DONT_FRAGMENT) != NULL;
 	lifetime = clamp_lifetime(cfg, &r->m, 0);
-	if ((a = turn_table_add(&w->allocs, r->client, r->local)) == NULL) {
+	if ((a = turn_table_add(&w->allocs, r->client, r->local, transport_of(r->o))) == NULL) {
 		send_error(r, 508);
 		return;
 	}
-	if ((rc = worker_relay_open(w, r->l, a, &rq, &bound)) < 0) {
+	if ((rc = worker_relay_open(w, r->o, a, &rq, &bound)) < 0) {
 		turn_table_remove(&w->allocs, a);
 		log_warnx("%s for %s", rc == -2 ? "unknown or expired RESERVATION-TOKEN" : "no free relay port",
 			  netaddr_str(r->client, cs));
@@ -483,18 +488,23 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 	uint64_t now = worker_now();
 	uint8_t tid[STUN_TID_LEN];
 	struct stun_builder b;
-	size_t hdr, i;
+	size_t hdr, i, n;
 	uint8_t *start;
 
 	if ((c = turn_alloc_chan_by_peer(a, peer, now)) != NULL && len <= UINT16_MAX) {
-		/* ChannelData: 4-byte header in the headroom, no copy. Over
-		 * UDP the padding is optional (§12.5), so none is sent. */
+		/* ChannelData: 4-byte header in the headroom, no copy. Padding
+		 * is optional over UDP, so none is sent there; over TCP it is
+		 * mandatory (§12.5) and goes in the tail room. */
 		start = buf - TURN_CHANNEL_HDR;
 		start[0] = (uint8_t)(c->number >> 8);
 		start[1] = (uint8_t)c->number;
 		start[2] = (uint8_t)(len >> 8);
 		start[3] = (uint8_t)len;
-		worker_send_client(rl->l, &a->server, &a->client, start, len + TURN_CHANNEL_HDR);
+		n = len + TURN_CHANNEL_HDR;
+		if (rl->o.conn != NULL)
+			while (n & 3)
+				start[n++] = 0;
+		worker_send_client(&rl->o, start, n, 1);
 		return;
 	}
 	if (!turn_alloc_perm_ok(a, peer, now))
@@ -522,7 +532,7 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 		return;
 	start[2] = (uint8_t)((b.len - STUN_HEADER_LEN) >> 8);
 	start[3] = (uint8_t)(b.len - STUN_HEADER_LEN);
-	worker_send_client(rl->l, &a->server, &a->client, start, b.len);
+	worker_send_client(&rl->o, start, b.len, 1);
 }
 
 /* ---- dispatch ---------------------------------------------------------- */
@@ -546,7 +556,7 @@ static void handle_request(struct req *r)
 	/* A retransmission gets the very same answer (RFC 8489 §6.3.1). */
 	if (r->alloc != NULL && r->alloc->last_resp != NULL &&
 	    memcmp(r->alloc->last_tid, r->m.tid, STUN_TID_LEN) == 0) {
-		worker_send_client(r->l, r->local, r->client, r->alloc->last_resp, r->alloc->last_resp_len);
+		worker_send_client(r->o, r->alloc->last_resp, r->alloc->last_resp_len, 0);
 		return;
 	}
 	if (authenticate(r) < 0)
@@ -589,23 +599,23 @@ static int header_of(struct stun_msg *m, const uint8_t *buf)
 	return m->cls;
 }
 
-void turn_handle_client(struct worker *w, struct listener *l, const struct stun_addr *client,
-			const struct stun_addr *local, uint8_t *buf, size_t len)
+void turn_handle_client(struct worker *w, const struct origin *o, const uint8_t *buf, size_t len)
 {
 	struct req r;
 	const char *why = NULL;
 	int rc;
 
 	if (turn_is_channel_data(buf, len)) {
-		handle_channel_data(w, turn_table_find(&w->allocs, client, local), buf, len);
+		handle_channel_data(w, turn_table_find(&w->allocs, &o->client, &o->local, transport_of(o)), buf,
+				    len);
 		return;
 	}
 	if (!stun_msg_is_stun(buf, len))
 		return;
 	r.w = w;
-	r.l = l;
-	r.client = client;
-	r.local = local;
+	r.o = o;
+	r.client = &o->client;
+	r.local = &o->local;
 	r.keylen = 0;
 	r.sha256 = 0;
 	r.username[0] = '\0';
@@ -614,7 +624,7 @@ void turn_handle_client(struct worker *w, struct listener *l, const struct stun_
 		if (log_level >= LOG_LVL_DEBUG) {
 			char cs[NETADDR_STRLEN];
 
-			log_debug("bad STUN message from %s: %s", netaddr_str(client, cs), why ? why : "?");
+			log_debug("bad STUN message from %s: %s", netaddr_str(r.client, cs), why ? why : "?");
 		}
 		/* A malformed request with a usable header gets 400; a bad
 		 * FINGERPRINT means it is not for us: silence (§7.3). */
@@ -624,7 +634,7 @@ void turn_handle_client(struct worker *w, struct listener *l, const struct stun_
 	}
 	if (w->srv->cfg->no_stun && r.m.method == STUN_METHOD_BINDING)
 		return;
-	r.alloc = turn_table_find(&w->allocs, client, local);
+	r.alloc = turn_table_find(&w->allocs, r.client, r.local, transport_of(o));
 	switch (r.m.cls) {
 	case STUN_CLASS_REQUEST:
 		handle_request(&r);

@@ -13,13 +13,14 @@
 
 #include "net/worker.h"
 
-/* A datagram from client to the listener l (local = the server address it
- * reached). buf has WORKER_HEADROOM bytes before it and room for padding
- * after it, up to WORKER_SLOT in all. */
-void turn_handle_client(struct worker *w, struct listener *l, const struct stun_addr *client,
-			const struct stun_addr *local, uint8_t *buf, size_t len);
+/* One message from a client: a datagram, or one framed message of a TCP/TLS
+ * stream (len without ChannelData padding). o says where it came from and
+ * where answers go; buf is only read. */
+void turn_handle_client(struct worker *w, const struct origin *o, const uint8_t *buf, size_t len);
 
-/* A datagram from peer to allocation a's relay socket; same buffer layout. */
+/* A datagram from peer to allocation a's relay socket. buf has
+ * WORKER_HEADROOM bytes before it and 4 spare bytes after it, where the
+ * ChannelData or Data indication header and padding are written. */
 void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer, uint8_t *buf,
 		      size_t len);
 

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "log.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
+#include "net/stream.h"
 #include "net/turn_handler.h"
 
 uint64_t worker_now(void)
@@ -113,15 +116,17 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 		if (n <= 0)
 			return;
 		for (i = 0; i < n; i++) {
-			struct stun_addr client, local;
+			struct origin o;
 			struct msghdr *h = &b.msgs[i].msg_hdr;
 
 			if (h->msg_flags & MSG_TRUNC)
 				continue;
-			if (netaddr_from_sockaddr(&client, (struct sockaddr *)&b.from[i]) < 0)
+			if (netaddr_from_sockaddr(&o.client, (struct sockaddr *)&b.from[i]) < 0)
 				continue;
-			rx_local_addr(h, l, &local);
-			turn_handle_client(w, l, &client, &local, b.iov[i].iov_base, b.msgs[i].msg_len);
+			o.l = l;
+			o.conn = NULL;
+			rx_local_addr(h, l, &o.local);
+			turn_handle_client(w, &o, b.iov[i].iov_base, b.msgs[i].msg_len);
 		}
 		if (n < WORKER_BATCH)
 			return;
@@ -158,8 +163,8 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- sending ----------------------------------------------------------- */
 
-int worker_send_client(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
-		       const void *buf, size_t len)
+static int udp_send(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
+		    const void *buf, size_t len)
 {
 	struct sockaddr_storage to;
 	struct iovec iov = { (void *)buf, len };
@@ -205,6 +210,13 @@ int worker_send_client(struct listener *l, const struct stun_addr *local, const 
 		}
 	}
 	return sendmsg(l->fd, &h, MSG_DONTWAIT) < 0 ? -1 : 0;
+}
+
+int worker_send_client(const struct origin *o, const void *buf, size_t len, int is_data)
+{
+	if (o->conn != NULL)
+		return stream_send(o->conn, buf, len, is_data);
+	return udp_send(o->l, &o->local, &o->client, buf, len);
 }
 
 int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const void *buf, size_t len)
@@ -316,7 +328,7 @@ static int relay_bind(struct worker *w, struct stun_addr *a, int even, int *pair
 	return -1;
 }
 
-int worker_relay_open(struct worker *w, struct listener *l, struct turn_alloc *a, struct relay_req *rq,
+int worker_relay_open(struct worker *w, const struct origin *o, struct turn_alloc *a, struct relay_req *rq,
 		      struct stun_addr *bound)
 {
 	struct stun_addr addr = rq->bind_ip;
@@ -350,7 +362,7 @@ int worker_relay_open(struct worker *w, struct listener *l, struct turn_alloc *a
 		return -1;
 	}
 	r->fd = fd;
-	r->l = l;
+	r->o = *o;
 	r->alloc = a;
 	r->w = w;
 	r->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, relay_read, r);
@@ -363,6 +375,8 @@ int worker_relay_open(struct worker *w, struct listener *l, struct turn_alloc *a
 	}
 	a->io = r;
 	*bound = addr;
+	if (o->conn != NULL)
+		stream_set_alloc(o->conn, a);
 	return 0;
 }
 
@@ -372,6 +386,8 @@ static void relay_release(struct turn_alloc *a)
 
 	if (r == NULL)
 		return;
+	if (r->o.conn != NULL)
+		stream_set_alloc(r->o.conn, NULL);
 	event_free(r->ev);
 	close(r->fd);
 	free(r);
@@ -407,13 +423,51 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 	turn_table_foreach(&w->allocs, tick_one, w);
 }
 
+int worker_post(struct worker *w, enum worker_msg_type type, void *ptr)
+{
+	struct worker_msg *m = calloc(1, sizeof(*m)), **pp;
+	uint64_t one = 1;
+
+	if (m == NULL)
+		return -1;
+	m->type = type;
+	m->ptr = ptr;
+	pthread_mutex_lock(&w->mq_lock);
+	for (pp = &w->mq; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = m;
+	pthread_mutex_unlock(&w->mq_lock);
+	return write(w->wake_fd, &one, sizeof(one)) == (ssize_t)sizeof(one) ? 0 : -1;
+}
+
 static void worker_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	struct worker_msg *m, *next;
 	uint64_t v;
 
-	if (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-		event_base_loopbreak(w->base);
+	if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+		return;
+	pthread_mutex_lock(&w->mq_lock);
+	m = w->mq;
+	w->mq = NULL;
+	pthread_mutex_unlock(&w->mq_lock);
+	for (; m != NULL; m = next) {
+		next = m->next;
+		switch (m->type) {
+		case WORKER_MSG_STOP:
+			event_base_loopbreak(w->base);
+			break;
+		case WORKER_MSG_TLS_CTX:
+			/* New connections use the new context; live ones keep
+			 * theirs (each SSL holds its own reference). */
+			if (w->tls_ctx != NULL)
+				SSL_CTX_free(w->tls_ctx);
+			w->tls_ctx = m->ptr;
+			break;
+		}
+		free(m);
+	}
 }
 
 int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t errlen)
@@ -437,10 +491,21 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 	if (w->base == NULL || (w->rx = malloc((size_t)WORKER_BATCH * WORKER_SLOT)) == NULL ||
 	    turn_table_init(&w->allocs, 1024) < 0)
 		goto oom;
+	pthread_mutex_init(&w->mq_lock, NULL);
 	for (i = 0; i < srv->nlisten; i++) {
-		if (listener_open(w, &w->ls[w->nls], &srv->listen[i], err, errlen) < 0)
+		if (!srv->cfg->no_udp) {
+			if (listener_open(w, &w->ls[w->nls], &srv->listen[i], err, errlen) < 0)
+				return -1;
+			w->nls++;
+		}
+		if (!srv->cfg->no_tcp && stream_listen(w, &srv->listen[i], 0, err, errlen) < 0)
 			return -1;
-		w->nls++;
+		if (srv->tls != NULL && stream_listen(w, &srv->listen[i], 1, err, errlen) < 0)
+			return -1;
+	}
+	if (srv->tls != NULL) {
+		SSL_CTX_up_ref(srv->tls);
+		w->tls_ctx = srv->tls;
 	}
 	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		goto oom;
@@ -477,23 +542,36 @@ int worker_start(struct worker *w)
 
 void worker_stop(struct worker *w)
 {
-	uint64_t one = 1;
-
-	if (write(w->wake_fd, &one, sizeof(one)) < 0)
+	if (worker_post(w, WORKER_MSG_STOP, NULL) < 0)
 		log_warn("worker %d: cannot wake", w->id);
 	pthread_join(w->thread, NULL);
 }
 
 void worker_free(struct worker *w)
 {
+	struct worker_msg *m, *next;
 	size_t i;
 
+	stream_close_all(w);
 	if (w->allocs.buckets != NULL)
 		turn_table_destroy(&w->allocs, relay_release);
 	for (i = 0; i < w->nls; i++) {
 		event_free(w->ls[i].ev);
 		close(w->ls[i].fd);
 	}
+	for (i = 0; i < w->ntcp; i++)
+		evconnlistener_free(w->tcp[i]);
+	for (i = 0; i < w->ntls; i++)
+		evconnlistener_free(w->tls[i]);
+	if (w->tls_ctx != NULL)
+		SSL_CTX_free(w->tls_ctx);
+	for (m = w->mq; m != NULL; m = next) {
+		next = m->next;
+		if (m->type == WORKER_MSG_TLS_CTX)
+			SSL_CTX_free(m->ptr);
+		free(m);
+	}
+	pthread_mutex_destroy(&w->mq_lock);
 	if (w->wake_ev != NULL)
 		event_free(w->wake_ev);
 	if (w->tick_ev != NULL)

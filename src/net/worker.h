@@ -22,13 +22,17 @@
 
 struct event;
 struct event_base;
+struct evconnlistener;
 struct worker;
+struct stream_conn;
+typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
 #define WORKER_SLOT 2048       /* bytes per receive slot (headroom + datagram + padding) */
 #define WORKER_BATCH 32        /* datagrams per recvmmsg */
 
-/* Read-only state shared by all workers, built once at start. */
+/* Read-only state shared by all workers, built once at start (but for the
+ * connection counter, the one shared mutable: touched on accept and close). */
 struct server {
 	const struct config *cfg;
 	struct auth_users *users;
@@ -38,8 +42,10 @@ struct server {
 	struct stun_addr relay_v4, relay_v6;   /* configured relay-ip, family 0 when unset */
 	struct stun_addr ext_public;           /* external-ip public part, family 0 when unset */
 	struct stun_addr ext_private;          /* external-ip private part, family 0 when unset */
+	SSL_CTX *tls;                          /* initial TLS context, NULL when TLS is off */
 	int nworkers;
 	struct worker *workers;
+	_Atomic int nconns;                    /* open TCP/TLS client connections */
 };
 
 /* One UDP listening socket of a worker. */
@@ -51,13 +57,30 @@ struct listener {
 	struct worker *w;
 };
 
+/* The client side of a 5-tuple: where a request came from and where its
+ * answer and relayed data go. Exactly one of l and conn is set. */
+struct origin {
+	struct listener *l;        /* UDP listening socket */
+	struct stream_conn *conn;  /* TCP or TLS connection */
+	struct stun_addr local;    /* server address the client reached */
+	struct stun_addr client;   /* client transport address */
+};
+
 /* I/O state of one allocation (turn_alloc.io). */
 struct relay {
 	int fd;
 	struct event *ev;
-	struct listener *l;        /* the socket the client's 5-tuple uses */
+	struct origin o;           /* how to reach the client */
 	struct turn_alloc *alloc;
 	struct worker *w;
+};
+
+/* Messages from the main thread to a worker (typed queue + eventfd wake-up). */
+enum worker_msg_type { WORKER_MSG_STOP, WORKER_MSG_TLS_CTX };
+struct worker_msg {
+	enum worker_msg_type type;
+	void *ptr;                 /* WORKER_MSG_TLS_CTX: an SSL_CTX reference the worker takes over */
+	struct worker_msg *next;
 };
 
 struct worker {
@@ -65,11 +88,17 @@ struct worker {
 	struct server *srv;
 	pthread_t thread;
 	struct event_base *base;
-	struct listener ls[2 * CONFIG_MAX_LISTEN];
+	struct listener ls[CONFIG_MAX_LISTEN];
 	size_t nls;
+	struct evconnlistener *tcp[CONFIG_MAX_LISTEN], *tls[CONFIG_MAX_LISTEN];
+	size_t ntcp, ntls;
+	SSL_CTX *tls_ctx;          /* this worker's reference to the current context */
 	struct turn_table allocs;
 	struct event *tick_ev, *wake_ev;
 	int wake_fd;
+	pthread_mutex_t mq_lock;   /* guards mq */
+	struct worker_msg *mq;
+	struct stream_conn *conns; /* open TCP/TLS connections (list) */
 	uint32_t rng;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
 	uint8_t tx[WORKER_SLOT];   /* response scratch buffer */
@@ -82,6 +111,8 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 int worker_start(struct worker *w);
 /* Asks the worker to stop (thread-safe) and waits for its thread. */
 void worker_stop(struct worker *w);
+/* Queues a message for the worker and wakes it (thread-safe). Returns 0 or -1. */
+int worker_post(struct worker *w, enum worker_msg_type type, void *ptr);
 /* Frees everything the worker owns; its thread must have stopped. */
 void worker_free(struct worker *w);
 
@@ -90,10 +121,11 @@ uint64_t worker_now(void);
 /* Wall clock in seconds (nonces). */
 uint64_t worker_wallclock(void);
 
-/* Sends len bytes to client from the listener's local address local.
- * Returns 0 or -1 (dropped; UDP loss is the client's to recover from). */
-int worker_send_client(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
-		       const void *buf, size_t len);
+/* Sends len bytes to o's client: a datagram from the address it reached, or
+ * a write to its connection. Relayed data (is_data) to a connection whose
+ * output queue is over stream-output-limit is dropped. Returns 0 or -1
+ * (dropped; a UDP client recovers from loss, a TCP one from nothing less). */
+int worker_send_client(const struct origin *o, const void *buf, size_t len, int is_data);
 
 /* What an Allocate asks of its relay socket (RFC 8656 §7.2). */
 struct relay_req {
@@ -110,7 +142,7 @@ struct relay_req {
  * next one, as asked), registers it with the worker's loop and stores the
  * bound address in *bound. Returns 0; -1 when no port is free (508); -2
  * when the token is unknown or expired (508 as well, logged differently). */
-int worker_relay_open(struct worker *w, struct listener *l, struct turn_alloc *a, struct relay_req *rq,
+int worker_relay_open(struct worker *w, const struct origin *o, struct turn_alloc *a, struct relay_req *rq,
 		      struct stun_addr *bound);
 
 /* Sends len bytes from a's relayed address to peer. Returns 0 or -1. */

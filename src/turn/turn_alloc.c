@@ -157,9 +157,10 @@ static uint64_t addr_hash(uint64_t h, const struct stun_addr *a)
 	return h;
 }
 
-static size_t bucket_of(const struct turn_table *t, const struct stun_addr *client, const struct stun_addr *server)
+static size_t bucket_of(const struct turn_table *t, const struct stun_addr *client, const struct stun_addr *server,
+			uint8_t transport)
 {
-	uint64_t h = addr_hash(addr_hash(14695981039346656037ull, client), server);
+	uint64_t h = addr_hash(addr_hash((14695981039346656037ull ^ transport) * 1099511628211ull, client), server);
 
 	return (size_t)(h ^ (h >> 29)) & (t->nbuckets - 1);
 }
@@ -199,18 +200,19 @@ void turn_table_destroy(struct turn_table *t, void (*release)(struct turn_alloc 
 }
 
 struct turn_alloc *turn_table_find(const struct turn_table *t, const struct stun_addr *client,
-				   const struct stun_addr *server)
+				   const struct stun_addr *server, uint8_t transport)
 {
-	struct turn_alloc *a = t->buckets[bucket_of(t, client, server)];
+	struct turn_alloc *a = t->buckets[bucket_of(t, client, server, transport)];
 
 	for (; a != NULL; a = a->hnext)
-		if (turn_addr_equal(&a->client, client) && turn_addr_equal(&a->server, server))
+		if (a->transport == transport && turn_addr_equal(&a->client, client) &&
+		    turn_addr_equal(&a->server, server))
 			return a;
 	return NULL;
 }
 
 struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *client,
-				  const struct stun_addr *server)
+				  const struct stun_addr *server, uint8_t transport)
 {
 	struct turn_alloc *a = calloc(1, sizeof(*a));
 	size_t b;
@@ -219,7 +221,8 @@ struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *
 		return NULL;
 	a->client = *client;
 	a->server = *server;
-	b = bucket_of(t, client, server);
+	a->transport = transport;
+	b = bucket_of(t, client, server, transport);
 	a->hnext = t->buckets[b];
 	t->buckets[b] = a;
 	t->count++;
@@ -228,7 +231,7 @@ struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *
 
 void turn_table_remove(struct turn_table *t, struct turn_alloc *a)
 {
-	struct turn_alloc **pp = &t->buckets[bucket_of(t, &a->client, &a->server)];
+	struct turn_alloc **pp = &t->buckets[bucket_of(t, &a->client, &a->server, a->transport)];
 
 	for (; *pp != NULL; pp = &(*pp)->hnext) {
 		if (*pp == a) {

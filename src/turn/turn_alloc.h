@@ -16,6 +16,8 @@
 #define TURN_MAX_CHANNELS 64  /* per allocation; more → 508 */
 #define TURN_CHANNEL_QUARANTINE 300 /* s a number/peer stays reserved after expiry (§12) */
 #define TURN_USERNAME_MAX 128 /* bytes */
+#define TURN_TRANSPORT_UDP 17  /* IANA protocol numbers, as in REQUESTED-TRANSPORT */
+#define TURN_TRANSPORT_TCP 6
 
 struct turn_perm {
 	uint8_t family;
@@ -33,6 +35,7 @@ struct turn_alloc {
 	/* 5-tuple: client transport address and the server address it reached. */
 	struct stun_addr client;
 	struct stun_addr server;
+	uint8_t transport;           /* client transport: TURN_TRANSPORT_UDP or _TCP (TLS is TCP) */
 	struct stun_addr relay;      /* relayed transport address as advertised */
 	uint64_t expires;
 	char username[TURN_USERNAME_MAX + 1];
@@ -102,12 +105,12 @@ int turn_table_init(struct turn_table *t, size_t nbuckets);
  * each so the owner can close its I/O state (release may be NULL). */
 void turn_table_destroy(struct turn_table *t, void (*release)(struct turn_alloc *));
 
-/* The allocation of 5-tuple (client, server), or NULL. */
+/* The allocation of 5-tuple (client, server, transport), or NULL. */
 struct turn_alloc *turn_table_find(const struct turn_table *t, const struct stun_addr *client,
-				   const struct stun_addr *server);
-/* New zeroed allocation for (client, server), inserted. Returns NULL on out of memory. */
+				   const struct stun_addr *server, uint8_t transport);
+/* New zeroed allocation for the 5-tuple, inserted. Returns NULL on out of memory. */
 struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *client,
-				  const struct stun_addr *server);
+				  const struct stun_addr *server, uint8_t transport);
 /* Unlinks and frees a (its cached response too); the caller has released a->io. */
 void turn_table_remove(struct turn_table *t, struct turn_alloc *a);
 

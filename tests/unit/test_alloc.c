@@ -163,17 +163,18 @@ static void test_table(void **state)
 	for (i = 0; i < 1000; i++) {
 		struct stun_addr c = v4(198, 51, 100, (uint8_t)(i % 7), (uint16_t)(1000 + i));
 
-		assert_non_null(turn_table_add(&t, &c, &server));
+		assert_non_null(turn_table_add(&t, &c, &server, TURN_TRANSPORT_UDP));
 	}
 	assert_int_equal(t.count, 1000);
 	for (i = 0; i < 1000; i++) {
 		struct stun_addr c = v4(198, 51, 100, (uint8_t)(i % 7), (uint16_t)(1000 + i));
-		struct turn_alloc *a = turn_table_find(&t, &c, &server);
+		struct turn_alloc *a = turn_table_find(&t, &c, &server, TURN_TRANSPORT_UDP);
 
 		assert_non_null(a);
 		assert_int_equal(a->client.port, 1000 + i);
-		/* The server side is part of the 5-tuple. */
-		assert_null(turn_table_find(&t, &c, &server6));
+		/* The server side and the transport are part of the 5-tuple. */
+		assert_null(turn_table_find(&t, &c, &server6, TURN_TRANSPORT_UDP));
+		assert_null(turn_table_find(&t, &c, &server, TURN_TRANSPORT_TCP));
 	}
 	visits = 0;
 	turn_table_foreach(&t, count_and_remove, &t);
@@ -181,8 +182,8 @@ static void test_table(void **state)
 	assert_int_equal(t.count, 500);
 	struct stun_addr even = v4(198, 51, 100, 0, 1000), odd = v4(198, 51, 100, 1, 1001);
 
-	assert_null(turn_table_find(&t, &even, &server));
-	assert_non_null(turn_table_find(&t, &odd, &server));
+	assert_null(turn_table_find(&t, &even, &server, TURN_TRANSPORT_UDP));
+	assert_non_null(turn_table_find(&t, &odd, &server, TURN_TRANSPORT_UDP));
 	turn_table_destroy(&t, NULL);
 	assert_null(t.buckets);
 }

@@ -1,0 +1,46 @@
+/* stream.h -- STUN/TURN over TCP and TLS client connections (RFC 8656 §3.1,
+ * RFC 8489 §6.2.2/§6.2.3).
+ *
+ * Each worker accepts on its own SO_REUSEPORT listening sockets, so an
+ * accepted connection, its allocation and the allocation's relay socket all
+ * belong to that worker. Messages are framed with stun_frame_next and handed
+ * to turn_handle_client one by one. The relay leg stays UDP.
+ */
+#ifndef TURNSTONE_STREAM_H
+#define TURNSTONE_STREAM_H
+
+#include <stddef.h>
+
+#include "net/worker.h"
+
+struct bufferevent;
+
+struct stream_conn {
+	struct bufferevent *bev;
+	struct worker *w;
+	struct origin o;             /* o.conn points back here */
+	struct turn_alloc *alloc;    /* this connection's allocation, or NULL */
+	int tls;                     /* 1 for TLS */
+	int paused;                  /* reading stopped until the output drains */
+	struct stream_conn *prev, *next; /* worker's list */
+};
+
+/* Opens a TCP (tls = 0) or TLS (tls = 1) listening socket on addr for w and
+ * registers it with w's loop. Returns 0, or -1 with a message in err. */
+int stream_listen(struct worker *w, const struct stun_addr *addr, int tls, char *err, size_t errlen);
+
+/* Queues len bytes to c. Relayed data (is_data) is dropped when the output
+ * queue holds stream-output-limit bytes or more; answers to requests are
+ * always queued, but then the connection is not read again until the queue
+ * drains (so a client that never reads cannot grow it without bound).
+ * Returns 0 or -1 (dropped). */
+int stream_send(struct stream_conn *c, const void *buf, size_t len, int is_data);
+
+/* Records a's allocation on c (NULL when it ends): while there is none, the
+ * connection is closed after idle-timeout seconds without input. */
+void stream_set_alloc(struct stream_conn *c, struct turn_alloc *a);
+
+/* Closes every connection of w (shutdown). */
+void stream_close_all(struct worker *w);
+
+#endif
