@@ -4,6 +4,14 @@
 // data-channel messages; then getStats() must show relay<->relay pairs whose
 // relay addresses are 127.0.0.1 inside [RELAY_MIN, RELAY_MAX].
 //
+// The transport to the TURN server (RELAY_TRANSPORT or --transport) is udp
+// (default), tcp (TURN_URL turn:...?transport=tcp) or tls (TURN_URL
+// turns:...?transport=tcp; Chromium then also gets --ignore-certificate-errors
+// because the test certificate is self-signed).  For tcp and tls two more
+// tests check that the selected pair's local relay candidate reports that
+// relayProtocol; the relay leg between the server and the peer is UDP in
+// every case.
+//
 // Starts nothing but Chromium (plus an in-process HTTP server on 127.0.0.1
 // serving the test page).  Output: TAP lines.
 //
@@ -17,8 +25,11 @@
 //   RELAY_MESSAGES    messages each way, default 20
 //   TAP_START     number of the first test (default 1)
 //   TAP_NO_PLAN   if set, do not print the "1..N" plan line
+//   RELAY_TRANSPORT  udp (default), tcp or tls
 //
 // Options:
+//   --transport T      udp, tcp or tls (overrides RELAY_TRANSPORT); give it
+//                      before --count/--fail-all, which change the count
 //   --count            print the number of TAP tests this script emits
 //   --fail-all REASON  emit every test as "not ok" with REASON and exit 1
 //                      (used by relay.sh when the server never came up)
@@ -27,6 +38,24 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
+
+// ----------------------------------------------------------- options ----
+const argv = process.argv.slice(2);
+let TRANSPORT = process.env.RELAY_TRANSPORT || 'udp';
+let MODE = null, FAIL_REASON = null;
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  if (a === '--transport') TRANSPORT = argv[++i];
+  else if (a.startsWith('--transport=')) TRANSPORT = a.slice('--transport='.length);
+  else if (a === '--count') MODE = 'count';
+  else if (a === '--fail-all') { MODE = 'fail-all'; FAIL_REASON = argv[++i]; }
+  else { console.error(`relay.mjs: unknown argument ${a}`); process.exit(2); }
+}
+if (!['udp', 'tcp', 'tls'].includes(TRANSPORT)) {
+  console.error(`relay.mjs: transport must be udp, tcp or tls, not '${TRANSPORT}'`);
+  process.exit(2);
+}
+const STREAM = TRANSPORT !== 'udp';
 
 // ---------------------------------------------------------------- TAP ----
 const TESTS = [
@@ -43,6 +72,10 @@ const TESTS = [
   ['a-remote-relay', 'peer A selected pair: remote candidateType is relay'],
   ['b-local-relay', 'peer B selected pair: local candidateType is relay'],
   ['b-remote-relay', 'peer B selected pair: remote candidateType is relay'],
+  ...(STREAM ? [
+    ['a-relay-proto', `peer A selected pair: local relay candidate has relayProtocol "${TRANSPORT}" (allocated over ${TRANSPORT.toUpperCase()})`],
+    ['b-relay-proto', `peer B selected pair: local relay candidate has relayProtocol "${TRANSPORT}" (allocated over ${TRANSPORT.toUpperCase()})`],
+  ] : []),
   ['a-local-addr', 'peer A local relay candidate is 127.0.0.1 with port in relay range'],
   ['a-remote-addr', 'peer A remote relay candidate is 127.0.0.1 with port in relay range'],
   ['b-local-addr', 'peer B local relay candidate is 127.0.0.1 with port in relay range'],
@@ -89,13 +122,13 @@ function failRemaining(reason) {
   }
 }
 
-if (process.argv[2] === '--count') {
+if (MODE === 'count') {
   console.log(TESTS.length);
   process.exit(0);
 }
 if (!process.env.TAP_NO_PLAN) console.log(`${TAP_START}..${TAP_START + TESTS.length - 1}`);
-if (process.argv[2] === '--fail-all') {
-  failRemaining(process.argv[3] || 'earlier failure');
+if (MODE === 'fail-all') {
+  failRemaining(FAIL_REASON || 'earlier failure');
   process.exit(1);
 }
 
@@ -141,7 +174,11 @@ const REQUIRED_ARGS = [
   '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
   '--dns-prefetch-disable', '--disable-extensions', '--no-pings',
   '--allow-loopback-in-peer-connection',
+  // Only for the TLS run: the server's certificate is self-signed.
+  ...(TRANSPORT === 'tls' ? ['--ignore-certificate-errors'] : []),
 ];
+// Switches that must NOT reach Chromium in this run.
+const FORBIDDEN_ARGS = TRANSPORT === 'tls' ? [] : ['--ignore-certificate-errors'];
 const EXTRA_ARGS = [
   '--disable-default-apps', '--disable-domain-reliability',
   '--disable-client-side-phishing-detection', '--no-default-browser-check',
@@ -374,6 +411,11 @@ async function main() {
   }
   if (!Number.isInteger(cfg.relayMin) || !Number.isInteger(cfg.relayMax) || cfg.relayMin > cfg.relayMax)
     throw new Error('RELAY_MIN/RELAY_MAX not set or invalid');
+  // The URL must select the transport under test, else the relayProtocol
+  // tests would test something else.
+  const urlRe = { tcp: /^turn:[^?]+\?transport=tcp$/, tls: /^turns:[^?]+\?transport=tcp$/ }[TRANSPORT];
+  if (urlRe && !urlRe.test(cfg.turnUrl))
+    throw new Error(`TURN_URL ${cfg.turnUrl} does not match ${urlRe} (transport ${TRANSPORT})`);
 
   // --- Chromium -------------------------------------------------------
   let chromium;
@@ -422,6 +464,7 @@ async function main() {
     } else {
       const problems = [];
       for (const a of REQUIRED_ARGS) if (!cl.includes(a)) problems.push(`missing ${a}`);
+      for (const a of FORBIDDEN_ARGS) if (cl.some(x => x === a || x.startsWith(a + '='))) problems.push(`unexpected ${a}`);
       const df = cl.filter(a => a.startsWith('--disable-features'));
       if (df.length !== 1) problems.push(`${df.length} --disable-features switches (want exactly 1): ${df.join(' ')}`);
       else if (!df[0].slice('--disable-features='.length).split(',').includes('WebRtcHideLocalIpsWithMdns'))
@@ -462,7 +505,7 @@ async function main() {
 
   // --- the WebRTC exchange -------------------------------------------
   const stageMs = Math.max(5000, Math.floor(TIMEOUT_MS / 3));
-  diag(`TURN ${cfg.turnUrl} user=${cfg.user} relay range ${cfg.relayMin}..${cfg.relayMax}, ${N_MSG} messages each way`);
+  diag(`TURN ${cfg.turnUrl} (transport ${TRANSPORT}) user=${cfg.user} relay range ${cfg.relayMin}..${cfg.relayMax}, ${N_MSG} messages each way`);
   const R = await page.evaluate(c => window.runRelayTest(c), { ...cfg, stageMs });
   const logText = (R.log || []).join('\n');
   let logShown = false;  // the page log is printed once, at the first failure
@@ -512,6 +555,13 @@ async function main() {
     const s = R.sel[n];
     report(`${n}-local-relay`, s.local?.candidateType === 'relay', `local candidateType=${s.local?.candidateType}`);
     report(`${n}-remote-relay`, s.remote?.candidateType === 'relay', `remote candidateType=${s.remote?.candidateType}`);
+  }
+  if (STREAM) {
+    for (const n of ['a', 'b']) {
+      const c = R.sel[n].local;
+      report(`${n}-relay-proto`, c?.candidateType === 'relay' && c?.relayProtocol === TRANSPORT,
+        `local candidate: ${fmtCand(c)} (want candidateType relay, relayProtocol ${TRANSPORT})`);
+    }
   }
   for (const n of ['a', 'b']) {
     for (const side of ['local', 'remote']) {

@@ -6,13 +6,40 @@
 # window, waits until it answers a STUN Binding request, then runs relay.mjs
 # (which launches Chromium).  Everything stays on loopback.
 #
+# Usage: relay.sh [--transport udp|tcp|tls]   (default: $RELAY_TRANSPORT or udp)
+#   udp  Chromium reaches the server with turn:127.0.0.1:PORT?transport=udp
+#        (server started with --no-tcp --no-tls).
+#   tcp  turn:127.0.0.1:PORT?transport=tcp; the server listens on UDP+TCP PORT
+#        (--no-tls), readiness is checked with a STUN Binding over TCP.
+#   tls  turns:127.0.0.1:TLSPORT?transport=tcp; a self-signed certificate for
+#        127.0.0.1 is made with openssl in the temp dir, the server gets
+#        --tls-listening-port/--cert/--pkey (--no-tcp), readiness is checked
+#        with a STUN Binding over TLS verified against that certificate, and
+#        Chromium gets --ignore-certificate-errors (this run only).
+# relay_tcp.sh and relay_tls.sh run this script with --transport tcp / tls.
+#
 # Environment:
 #   TURNSTONE_BIN  server binary (default: $TOP_BUILDDIR/src/turnstone)
 #   TOP_SRCDIR     source tree root (default: derived from this script)
 #   TOP_BUILDDIR   build tree root  (default: $TOP_SRCDIR)
 #   CHROMIUM_BIN   default /usr/lib/chromium/chromium
+#   RELAY_TRANSPORT udp (default), tcp or tls; --transport wins
 #   RELAY_TIMEOUT_MS, RELAY_MESSAGES, RELAY_VERBOSE: passed to relay.mjs
 set -u
+
+transport=${RELAY_TRANSPORT:-udp}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --transport) transport=${2:-}; shift 2 || shift ;;
+    --transport=*) transport=${1#--transport=}; shift ;;
+    *) printf '1..1\nnot ok 1 - relay.sh arguments\n# unknown argument: %s\n' "$1"; exit 2 ;;
+  esac
+done
+case $transport in
+  udp|tcp|tls) ;;
+  *) printf '1..1\nnot ok 1 - relay.sh arguments\n# --transport must be udp, tcp or tls, not "%s"\n' "$transport"; exit 2 ;;
+esac
+export RELAY_TRANSPORT=$transport
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=${TOP_SRCDIR:-$(cd "$here/../.." && pwd)}
@@ -21,7 +48,6 @@ build=${TOP_BUILDDIR:-$top}
 browser_dir="$top/tests/browser"
 server_bin=${TURNSTONE_BIN:-$build/src/turnstone}
 
-n_sh=4            # TAP tests owned by this script: 3 before relay.mjs, 1 after
 t=0
 failed=0
 server_pid=""
@@ -77,7 +103,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'say "# interrupted"; failed=1; exit 1' INT TERM HUP
 
-workdir=$(mktemp -d "${TMPDIR:-/tmp}/turnstone-browser.XXXXXX") || exit 1
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/turnstone-browser-$transport.XXXXXX") || exit 1
 
 # The plan comes first, so we need relay.mjs's test count up front.
 if ! command -v node >/dev/null 2>&1; then
@@ -85,22 +111,30 @@ if ! command -v node >/dev/null 2>&1; then
   not_ok "node is installed (needed for the browser test)"
   exit 1
 fi
-n_js=$(node "$browser_dir/relay.mjs" --count 2>"$workdir/count.err")
+n_js=$(node "$browser_dir/relay.mjs" --transport "$transport" --count 2>"$workdir/count.err")
 if ! [[ "$n_js" =~ ^[0-9]+$ ]]; then
   say "1..1"
   not_ok "relay.mjs --count works"
   diag <"$workdir/count.err"
   exit 1
 fi
-say "1..$((n_sh + n_js))"
 
-# Our own tests: 1..3 before relay.mjs, the last one after it.
+# Our own tests: pre_names before relay.mjs, post_name after it.  The last
+# pre test is always the server start; TLS adds the certificate before it.
+case $transport in
+  udp) ping_what="a STUN Binding request on 127.0.0.1" ;;
+  tcp) ping_what="a STUN Binding request over TCP on 127.0.0.1" ;;
+  tls) ping_what="a STUN Binding request over TLS on 127.0.0.1 (certificate verified)" ;;
+esac
 pre_names=(
   "playwright-core is installed in tests/browser/node_modules"
   "server binary exists and is executable"
-  "server answers a STUN Binding request on 127.0.0.1"
 )
+[ "$transport" = tls ] && pre_names+=("openssl makes a self-signed certificate for 127.0.0.1")
+pre_names+=("server answers $ping_what")
 post_name="server is still running after the browser test"
+n_sh=$((${#pre_names[@]} + 1))
+say "1..$((n_sh + n_js))"
 
 # Emit every remaining test as failed (we cannot get that far) and exit.
 fail_rest() {
@@ -109,7 +143,7 @@ fail_rest() {
     not_ok "${pre_names[$t]}"
     say "# not reached: $reason"
   done
-  TAP_START=$((t + 1)) TAP_NO_PLAN=1 node "$browser_dir/relay.mjs" --fail-all "$reason"
+  TAP_START=$((t + 1)) TAP_NO_PLAN=1 node "$browser_dir/relay.mjs" --transport "$transport" --fail-all "$reason"
   t=$((t + n_js))
   not_ok "$post_name"
   say "# not reached: $reason"
@@ -151,12 +185,45 @@ else
   fail_rest "no server binary"
 fi
 
-# ---- 3: the server starts and answers a STUN Binding request -------------
+# ---- tls only: a self-signed certificate for 127.0.0.1 ----------------------
+if [ "$transport" = tls ]; then
+  cert_name=${pre_names[$t]}
+  cert="$workdir/cert.pem" key="$workdir/key.pem"
+  if ! command -v openssl >/dev/null 2>&1; then
+    not_ok "$cert_name"
+    say "# openssl is not installed (needed to make the TLS test certificate)"
+    fail_rest "no openssl"
+  fi
+  if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+       -keyout "$key" -out "$cert" -days 2 -subj "/CN=127.0.0.1" \
+       -addext "subjectAltName=IP:127.0.0.1" >"$workdir/openssl.log" 2>&1 &&
+     [ -s "$cert" ] && [ -s "$key" ]; then
+    ok "$cert_name"
+    openssl x509 -in "$cert" -noout -subject -ext subjectAltName -enddate 2>&1 | diag
+  else
+    not_ok "$cert_name"
+    diag <"$workdir/openssl.log"
+    fail_rest "could not make a TLS certificate"
+  fi
+fi
+
+# ---- the server starts and answers a STUN Binding request -----------------
+start_name=${pre_names[$t]}
 read -r relay_min relay_max < <(node "$browser_dir/util.mjs" relay-window 200)
-port=$(node "$browser_dir/util.mjs" free-udp-port "${relay_min:-0}" "${relay_max:-0}")
-if ! [[ "${relay_min:-}" =~ ^[0-9]+$ && "${relay_max:-}" =~ ^[0-9]+$ && "${port:-}" =~ ^[0-9]+$ ]]; then
-  not_ok "${pre_names[2]}"
-  say "# could not pick free ports (relay window '${relay_min:-}'..'${relay_max:-}', port '${port:-}')"
+tls_port=""
+if [ "$transport" = udp ]; then
+  port=$(node "$browser_dir/util.mjs" free-udp-port "${relay_min:-0}" "${relay_max:-0}")
+else
+  # TCP (and the UDP listener, which shares the port) must be free too.
+  port=$(node "$browser_dir/util.mjs" free-port udp,tcp "${relay_min:-0}" "${relay_max:-0}")
+  if [ "$transport" = tls ]; then
+    tls_port=$(node "$browser_dir/util.mjs" free-port tcp "${relay_min:-0}" "${relay_max:-0}" "${port:-0}")
+  fi
+fi
+if ! [[ "${relay_min:-}" =~ ^[0-9]+$ && "${relay_max:-}" =~ ^[0-9]+$ && "${port:-}" =~ ^[0-9]+$ ]] ||
+   { [ "$transport" = tls ] && ! [[ "${tls_port:-}" =~ ^[0-9]+$ ]]; }; then
+  not_ok "$start_name"
+  say "# could not pick free ports (relay window '${relay_min:-}'..'${relay_max:-}', port '${port:-}', TLS port '${tls_port:-}')"
   fail_rest "could not pick free ports"
 fi
 realm=turnstone.test
@@ -166,8 +233,19 @@ server_args=(
   --listening-ip=127.0.0.1 --listening-port="$port"
   --relay-ip=127.0.0.1 --min-port="$relay_min" --max-port="$relay_max"
   --realm="$realm" --user="$user:$pass" --relay-threads=2
-  --allow-loopback-peers --no-tcp --no-tls
+  --allow-loopback-peers
 )
+case $transport in
+  udp) server_args+=(--no-tcp --no-tls)
+       ping_args=(127.0.0.1 "$port" 1000)
+       turn_url="turn:127.0.0.1:$port?transport=udp" ;;
+  tcp) server_args+=(--no-tls)
+       ping_args=(127.0.0.1 "$port" 1000 tcp)
+       turn_url="turn:127.0.0.1:$port?transport=tcp" ;;
+  tls) server_args+=(--no-tcp --tls-listening-port="$tls_port" --cert="$cert" --pkey="$key")
+       ping_args=(127.0.0.1 "$tls_port" 1000 tls "$cert")
+       turn_url="turns:127.0.0.1:$tls_port?transport=tcp" ;;
+esac
 say "# starting: $server_bin ${server_args[*]}"
 "$server_bin" "${server_args[@]}" >"$workdir/server.log" 2>&1 </dev/null &
 server_pid=$!
@@ -181,26 +259,26 @@ while [ "$SECONDS" -lt "$deadline" ]; do
     server_pid=""
     break
   fi
-  if node "$browser_dir/util.mjs" stun-ping 127.0.0.1 "$port" 1000 >"$workdir/ping.out" 2>&1; then
+  if node "$browser_dir/util.mjs" stun-ping "${ping_args[@]}" >"$workdir/ping.out" 2>&1; then
     ping_ok=1
     break
   fi
 done
 if [ "$ping_ok" = 1 ]; then
-  ok "${pre_names[2]}"
+  ok "$start_name"
   diag <"$workdir/ping.out"
 else
-  not_ok "${pre_names[2]}"
+  not_ok "$start_name"
   diag <"$workdir/ping.out"
-  fail_rest "server never answered a STUN Binding request on 127.0.0.1:$port"
+  fail_rest "server never answered $ping_what (port ${tls_port:-$port})"
 fi
 
-# ---- 4..: Chromium through the relay (relay.mjs), numbered on from ours ---
-export TURN_URL="turn:127.0.0.1:$port?transport=udp"
+# ---- then: Chromium through the relay (relay.mjs), numbered on from ours --
+export TURN_URL="$turn_url"
 export TURN_USER="$user" TURN_PASS="$pass"
 export RELAY_MIN="$relay_min" RELAY_MAX="$relay_max"
 export TAP_START=$((t + 1)) TAP_NO_PLAN=1
-(cd "$node_dir" && exec timeout -k 10 150 node relay.mjs) &
+(cd "$node_dir" && exec timeout -k 10 150 node relay.mjs --transport "$transport") &
 node_pid=$!
 wait "$node_pid"
 node_rc=$?
