@@ -7,6 +7,7 @@
  */
 #include "stun/stun_msg.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -69,6 +70,14 @@ static uint32_t stun_crc32(const uint8_t *p, size_t n)
 	return crc ^ 0xFFFFFFFFu;
 }
 
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static EVP_MAC *hmac_alg; /* fetched once, kept for the life of the process */
+
+static void hmac_fetch(void)
+{
+	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
 /* HMAC (digest "SHA1" or "SHA256") over hdr[0..20) followed by rest[0..restlen).
  * The header is passed separately so the integrity code can hash a copy with
  * an adjusted length field without copying the whole message. out must hold
@@ -83,8 +92,9 @@ static int stun_hmac(const char *digest, const uint8_t *key, size_t keylen, cons
 	size_t got = 0;
 	int rc = -1;
 
-	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (mac == NULL)
+	/* Fetching is the expensive part (a locked provider lookup): once. */
+	pthread_once(&hmac_once, hmac_fetch);
+	if ((mac = hmac_alg) == NULL)
 		return -1;
 	ctx = EVP_MAC_CTX_new(mac);
 	if (ctx == NULL)
@@ -100,7 +110,6 @@ static int stun_hmac(const char *digest, const uint8_t *key, size_t keylen, cons
 	rc = 0;
 out:
 	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
 	return rc;
 }
 
