@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth/auth_nonce.h"
+#include "auth/auth_redis.h"
 #include "auth/auth_users.h"
 #include "log.h"
 #include "net/netaddr.h"
@@ -152,11 +153,15 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 0;
 	}
-	if (cfg.redis_userdb != NULL || cfg.use_auth_secret) {
-		/* TODO(issue 4): remove once the Redis and REST API paths are wired in. */
-		fprintf(stderr, "turnstone: redis-userdb and use-auth-secret are not supported by this build yet\n");
-		config_free(&cfg);
-		return 2;
+	if (cfg.redis_userdb != NULL) {
+		struct auth_redis_conninfo ci;
+		char why[256];
+
+		if (auth_redis_parse_conninfo(cfg.redis_userdb, &ci, why, sizeof(why)) < 0) {
+			fprintf(stderr, "turnstone: redis-userdb: %s\n", why);
+			config_free(&cfg);
+			return 2;
+		}
 	}
 	if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
 		fprintf(stderr, "turnstone: cannot open log-file '%s': %s\n", cfg.log_file, strerror(errno));

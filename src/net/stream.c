@@ -29,6 +29,7 @@ static void stream_close(struct stream_conn *c)
 {
 	struct worker *w = c->w;
 
+	turn_cancel_pending(w, c);
 	if (c->alloc != NULL)
 		worker_alloc_free(w, c->alloc); /* clears c->alloc through stream_set_alloc */
 	if (c->prev != NULL)

@@ -4,8 +4,11 @@
 #include "net/turn_handler.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth_redis.h"
+#include "auth/auth_rest.h"
 #include "log.h"
 #include "net/netaddr.h"
 #include "turn/turn_policy.h"
@@ -105,12 +108,196 @@ static void send_unknown(struct req *r)
 
 /* ---- long-term credentials (RFC 8489 §9.2.4) ---------------------------- */
 
-/* Returns 0 when r is authenticated (key set), else -1 after answering. */
-static int authenticate(struct req *r)
+static void after_auth(struct req *r);
+
+/* A request parked while its key or secrets are looked up in Redis. The
+ * datagram buffer is reused at once, so the request bytes are copied. */
+struct pending {
+	struct worker *w;
+	struct origin o;
+	size_t len;
+	struct pending *prev, *next;
+	uint8_t buf[];
+};
+
+/* Rebuilds a req from a parked request. Returns 0, or -1 if it no longer parses. */
+static int pending_req(struct pending *p, struct req *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->w = p->w;
+	r->o = &p->o;
+	r->client = &p->o.client;
+	r->local = &p->o.local;
+	if (stun_msg_parse(&r->m, p->buf, p->len, NULL) != STUN_PARSE_OK)
+		return -1;
+	r->alloc = turn_table_find(&p->w->allocs, r->client, r->local, transport_of(r->o));
+	{
+		const struct stun_attr *u = stun_msg_find(&r->m, STUN_ATTR_USERNAME);
+
+		if (u == NULL || u->len > TURN_USERNAME_MAX)
+			return -1;
+		memcpy(r->username, u->val, u->len);
+		r->username[u->len] = '\0';
+	}
+	return 0;
+}
+
+static void pending_unlink(struct pending *p)
+{
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		p->w->pending = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+}
+
+static struct pending *park(struct req *r)
+{
+	struct pending *p = malloc(sizeof(*p) + r->m.len);
+
+	if (p == NULL)
+		return NULL;
+	p->w = r->w;
+	p->o = *r->o;
+	p->len = r->m.len;
+	memcpy(p->buf, r->m.buf, r->m.len);
+	p->prev = NULL;
+	p->next = r->w->pending;
+	if (p->next != NULL)
+		p->next->prev = p;
+	r->w->pending = p;
+	return p;
+}
+
+void turn_cancel_pending(struct worker *w, const struct stream_conn *conn)
+{
+	struct pending *p = w->pending, *next;
+
+	for (; p != NULL; p = next) {
+		next = p->next;
+		if (conn != NULL && p->o.conn != conn)
+			continue;
+		if (w->redis != NULL)
+			auth_redis_cancel(w->redis, p);
+		pending_unlink(p);
+		free(p);
+	}
+}
+
+/* A credential that no longer exists (deleted user, expired REST name)
+ * also ends the allocation it was used for, so that it cannot outlive
+ * its credential by refreshing (coturn lets it). */
+static void credential_gone(struct req *r)
+{
+	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) == 0) {
+		log_info("user '%s': credential gone, allocation ended", r->username);
+		worker_alloc_free(r->w, r->alloc);
+		r->alloc = NULL;
+	}
+	send_challenge(r, 401);
+}
+
+/* Checks MESSAGE-INTEGRITY with key; on success finishes the request. */
+static void auth_with_key(struct req *r, const uint8_t *key, size_t keylen)
+{
+	if (stun_msg_check_integrity(&r->m, key, keylen) != 1) {
+		log_info("authentication failed for user '%s'", r->username);
+		send_challenge(r, 401);
+		return;
+	}
+	memcpy(r->key, key, keylen);
+	r->keylen = keylen;
+	r->sha256 = r->m.mi256_off != 0;
+	after_auth(r);
+}
+
+/* Tries each REST API secret; 1 when one matched (request finished). */
+static int rest_try(struct req *r, const char *const *secrets, size_t n)
+{
+	uint8_t key[AUTH_REST_KEY_LEN];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (auth_rest_key(secrets[i], r->username, r->w->srv->cfg->realm, key) == 0 &&
+		    stun_msg_check_integrity(&r->m, key, sizeof(key)) == 1) {
+			auth_with_key(r, key, sizeof(key));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void redis_unavailable(struct req *r)
+{
+	log_debug("user '%s': credential store unavailable, answering 500", r->username);
+	send_error(r, 500);
+}
+
+static void on_redis_secrets(void *arg, int status, const char *const *secrets, size_t n)
+{
+	struct pending *p = arg;
+	struct req r;
+
+	pending_unlink(p);
+	if (pending_req(p, &r) == 0) {
+		if (status < 0)
+			redis_unavailable(&r);
+		else if (!rest_try(&r, secrets, n))
+			send_challenge(&r, 401);
+	}
+	free(p);
+}
+
+static void on_redis_key(void *arg, int status, const uint8_t *key)
+{
+	struct pending *p = arg;
+	struct req r;
+
+	pending_unlink(p);
+	if (pending_req(p, &r) == 0) {
+		if (status < 0)
+			redis_unavailable(&r);
+		else if (status > 0)
+			credential_gone(&r);
+		else
+			auth_with_key(&r, key, 16);
+	}
+	free(p);
+}
+
+/* TURN REST API username (use-auth-secret): static secrets first, then
+ * the secrets in Redis. */
+static void auth_rest(struct req *r)
+{
+	const struct config *cfg = r->w->srv->cfg;
+	struct pending *p;
+
+	if (auth_rest_expired(r->username, cfg->rest_api_separator, worker_wallclock())) {
+		credential_gone(r);
+		return;
+	}
+	if (rest_try(r, (const char *const *)cfg->static_auth_secret, cfg->n_static_auth_secret))
+		return;
+	if (r->w->redis == NULL) {
+		send_challenge(r, 401);
+		return;
+	}
+	if ((p = park(r)) == NULL || auth_redis_get_secrets(r->w->redis, cfg->realm, on_redis_secrets, p) < 0) {
+		if (p != NULL) {
+			pending_unlink(p);
+			free(p);
+		}
+		send_error(r, 500);
+	}
+}
+
+/* The checks that need no key (RFC 8489 §9.2.4). Returns 0 and fills
+ * r->username, or -1 after answering. *pw_alg gets PASSWORD-ALGORITHM. */
+static int auth_precheck(struct req *r, int *pw_alg)
 {
 	const struct server *srv = r->w->srv;
 	const struct stun_attr *user, *uhash, *realm, *nonce, *alg;
-	int pw_alg = STUN_PW_ALG_MD5, keylen;
 	const char *name;
 
 	if (r->m.mi_off == 0 && r->m.mi256_off == 0) {
@@ -133,36 +320,68 @@ static int authenticate(struct req *r)
 		send_challenge(r, 401);
 		return -1;
 	}
+	*pw_alg = STUN_PW_ALG_MD5;
 	if ((alg = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHM)) != NULL && alg->len >= 2)
-		pw_alg = (alg->val[0] << 8) | alg->val[1];
+		*pw_alg = (alg->val[0] << 8) | alg->val[1];
 	if (user != NULL) {
-		if (user->len > TURN_USERNAME_MAX) {
+		if (user->len > TURN_USERNAME_MAX || memchr(user->val, '\0', user->len) != NULL) {
 			send_challenge(r, 401);
 			return -1;
 		}
 		memcpy(r->username, user->val, user->len);
 		r->username[user->len] = '\0';
-	} else {
-		if (uhash->len != 32 || (name = auth_users_by_userhash(srv->users, uhash->val)) == NULL) {
-			send_challenge(r, 401);
-			return -1;
-		}
-		snprintf(r->username, sizeof(r->username), "%s", name);
+		return 0;
 	}
-	keylen = auth_users_key(srv->users, (const uint8_t *)r->username, strlen(r->username), pw_alg, r->key);
-	if (keylen < 0 || stun_msg_check_integrity(&r->m, r->key, (size_t)keylen) != 1) {
-		log_info("authentication failed for user '%s'", r->username);
+	if (uhash->len != 32 || (name = auth_users_by_userhash(srv->users, uhash->val)) == NULL) {
 		send_challenge(r, 401);
 		return -1;
 	}
-	r->keylen = (size_t)keylen;
-	r->sha256 = r->m.mi256_off != 0;
-	/* The same 5-tuple keeps the same user (RFC 8656 §5). */
-	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) != 0) {
-		send_error(r, 441);
-		return -1;
-	}
+	snprintf(r->username, sizeof(r->username), "%s", name);
 	return 0;
+}
+
+/* Authenticates r and, once the key is known (now, or when Redis answers),
+ * carries on with after_auth. Sources, in order: REST API names when
+ * use-auth-secret is on, the configured users, then the Redis user database. */
+static void authenticate(struct req *r)
+{
+	const struct server *srv = r->w->srv;
+	const struct config *cfg = srv->cfg;
+	uint8_t key[32];
+	int pw_alg, keylen;
+	struct pending *p;
+
+	if (auth_precheck(r, &pw_alg) < 0)
+		return;
+	if (cfg->use_auth_secret && auth_rest_parse(r->username, cfg->rest_api_separator, &(uint64_t){ 0 }, NULL,
+						    NULL) == 0) {
+		if (pw_alg != STUN_PW_ALG_MD5)
+			send_challenge(r, 401);
+		else
+			auth_rest(r);
+		return;
+	}
+	keylen = auth_users_key(srv->users, (const uint8_t *)r->username, strlen(r->username), pw_alg, key);
+	if (keylen > 0) {
+		auth_with_key(r, key, (size_t)keylen);
+		return;
+	}
+	if (r->w->redis == NULL || pw_alg != STUN_PW_ALG_MD5) {
+		log_info("authentication failed: unknown user '%s'", r->username);
+		send_challenge(r, 401);
+		return;
+	}
+	if (auth_redis_cached_key(r->w->redis, cfg->realm, r->username, key) == 0) {
+		auth_with_key(r, key, 16);
+		return;
+	}
+	if ((p = park(r)) == NULL || auth_redis_get_key(r->w->redis, cfg->realm, r->username, on_redis_key, p) < 0) {
+		if (p != NULL) {
+			pending_unlink(p);
+			free(p);
+		}
+		send_error(r, 500);
+	}
 }
 
 /* ---- Binding ----------------------------------------------------------- */
@@ -537,30 +756,14 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 
 /* ---- dispatch ---------------------------------------------------------- */
 
-static void handle_request(struct req *r)
+/* Continues a TURN request once it is authenticated. */
+static void after_auth(struct req *r)
 {
-	if (r->m.method == STUN_METHOD_BINDING) {
-		handle_binding(r);
+	/* The same 5-tuple keeps the same user (RFC 8656 §5). */
+	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) != 0) {
+		send_error(r, 441);
 		return;
 	}
-	switch (r->m.method) {
-	case TURN_METHOD_ALLOCATE:
-	case TURN_METHOD_REFRESH:
-	case TURN_METHOD_CREATE_PERMISSION:
-	case TURN_METHOD_CHANNEL_BIND:
-		break;
-	default:
-		send_error(r, 400);
-		return;
-	}
-	/* A retransmission gets the very same answer (RFC 8489 §6.3.1). */
-	if (r->alloc != NULL && r->alloc->last_resp != NULL &&
-	    memcmp(r->alloc->last_tid, r->m.tid, STUN_TID_LEN) == 0) {
-		worker_send_client(r->o, r->alloc->last_resp, r->alloc->last_resp_len, 0);
-		return;
-	}
-	if (authenticate(r) < 0)
-		return;
 	if (r->m.nunknown > 0) {
 		send_unknown(r);
 		return;
@@ -584,6 +787,66 @@ static void handle_request(struct req *r)
 		handle_channel_bind(r);
 		break;
 	}
+}
+
+static void handle_request(struct req *r)
+{
+	if (r->m.method == STUN_METHOD_BINDING) {
+		handle_binding(r);
+		return;
+	}
+	switch (r->m.method) {
+	case TURN_METHOD_ALLOCATE:
+	case TURN_METHOD_REFRESH:
+	case TURN_METHOD_CREATE_PERMISSION:
+	case TURN_METHOD_CHANNEL_BIND:
+		break;
+	default:
+		send_error(r, 400);
+		return;
+	}
+	/* A retransmission gets the very same answer (RFC 8489 §6.3.1). */
+	if (r->alloc != NULL && r->alloc->last_resp != NULL &&
+	    memcmp(r->alloc->last_tid, r->m.tid, STUN_TID_LEN) == 0) {
+		worker_send_client(r->o, r->alloc->last_resp, r->alloc->last_resp_len, 0);
+		return;
+	}
+	authenticate(r);
+}
+
+struct kill_ctx {
+	struct worker *w;
+	const char *user;
+	size_t n;
+};
+
+static void kill_one(struct turn_alloc *a, void *arg)
+{
+	struct kill_ctx *k = arg;
+	const struct config *cfg = k->w->srv->cfg;
+	const char *id;
+	size_t idlen;
+	uint64_t expiry;
+
+	if (strcmp(a->username, k->user) != 0) {
+		if (!cfg->use_auth_secret ||
+		    auth_rest_parse(a->username, cfg->rest_api_separator, &expiry, &id, &idlen) < 0 ||
+		    idlen != strlen(k->user) || memcmp(id, k->user, idlen) != 0)
+			return;
+	}
+	worker_alloc_free(k->w, a);
+	k->n++;
+}
+
+/* Ends every allocation of user in w (a kill message from the Redis
+ * channel): plain user names and REST API names with that user id. */
+void turn_kill_user(struct worker *w, const char *user)
+{
+	struct kill_ctx k = { w, user, 0 };
+
+	turn_table_foreach(&w->allocs, kill_one, &k);
+	if (k.n > 0)
+		log_info("session kill: user '%s': %zu allocation(s) ended", user, k.n);
 }
 
 /* Fills the header fields of m from a message whose attributes did not

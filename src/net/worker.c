@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth_redis.h"
 #include "log.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
@@ -470,6 +471,11 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void worker_on_kill(void *arg, const char *user)
+{
+	turn_kill_user(arg, user);
+}
+
 int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t errlen)
 {
 	struct event_config *ec;
@@ -506,6 +512,18 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 	if (srv->tls != NULL) {
 		SSL_CTX_up_ref(srv->tls);
 		w->tls_ctx = srv->tls;
+	}
+	if (srv->cfg->redis_userdb != NULL) {
+		struct auth_redis_params rp = {
+			.conninfo = srv->cfg->redis_userdb,
+			.realm = srv->cfg->realm,
+			.cache_ttl = srv->cfg->auth_cache_ttl,
+			.on_kill = worker_on_kill,
+			.kill_arg = w,
+		};
+
+		if ((w->redis = auth_redis_new(w->base, &rp, err, errlen)) == NULL)
+			return -1;
 	}
 	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		goto oom;
@@ -553,6 +571,9 @@ void worker_free(struct worker *w)
 	size_t i;
 
 	stream_close_all(w);
+	turn_cancel_pending(w, NULL);
+	if (w->redis != NULL)
+		auth_redis_free(w->redis);
 	if (w->allocs.buckets != NULL)
 		turn_table_destroy(&w->allocs, relay_release);
 	for (i = 0; i < w->nls; i++) {

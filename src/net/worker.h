@@ -25,6 +25,8 @@ struct event_base;
 struct evconnlistener;
 struct worker;
 struct stream_conn;
+struct auth_redis;
+struct pending;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
@@ -99,6 +101,8 @@ struct worker {
 	pthread_mutex_t mq_lock;   /* guards mq */
 	struct worker_msg *mq;
 	struct stream_conn *conns; /* open TCP/TLS connections (list) */
+	struct auth_redis *redis;  /* this worker's Redis client, or NULL */
+	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
 	uint32_t rng;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
 	uint8_t tx[WORKER_SLOT];   /* response scratch buffer */
