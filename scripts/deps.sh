@@ -5,7 +5,7 @@
 #                            tools, Chromium, Node.js, Python 3)
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
-libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev"
+libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs coturn redis-server chromium python3 procps iproute2"
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"

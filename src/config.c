@@ -22,6 +22,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#ifndef CONFIG_DATADIR
+#define CONFIG_DATADIR "/usr/local/share"
+#endif
+
 #ifdef PACKAGE_VERSION
 #define CONFIG_SOFTWARE "turnstone/" PACKAGE_VERSION
 #else
@@ -109,6 +113,21 @@ static const struct opt opts[] = {
 	{ "rest-api-separator", OPT_STR, F(rest_api_separator), 0, 0, 0, check_nonempty, "C",
 	  "separator between expiry time and user id" },
 	INT("auth-cache-ttl", auth_cache_ttl, 0, 60, "SECONDS", "how long a worker caches a Redis key"),
+	BOOL("no-signaling", no_signaling, "do not serve the WebSocket signaling endpoint and demo page"),
+	INT("signaling-port", signaling_port, 1, 65535, "PORT", "HTTP/WebSocket signaling port"),
+	BOOL("signaling-tls", signaling_tls, "serve https:// and wss:// with cert and pkey"),
+	{ "signaling-origin", OPT_STR_LIST, F(signaling_origin), F(n_signaling_origin), 0, 0, check_nonempty,
+	  "ORIGIN", "Origin allowed to open the WebSocket, repeatable (none: any)" },
+	INT("signaling-credential-ttl", signaling_credential_ttl, 10, 7 * 86400, "SECONDS",
+	    "lifetime of the TURN credentials the signaling endpoint hands out"),
+	INT("signaling-max-message", signaling_max_message, 256, 16 << 20, "BYTES",
+	    "largest signaling message accepted"),
+	INT("signaling-room-size", signaling_room_size, 2, 1000, "N", "peers per room"),
+	INT("signaling-rate", signaling_rate, 1, 100000, "N", "messages per second one client may send"),
+	INT("signaling-idle-timeout", signaling_idle_timeout, 5, 86400, "SECONDS",
+	    "close a signaling connection silent this long (pings are sent meanwhile)"),
+	{ "signaling-root", OPT_STR, F(signaling_root), 0, 0, 0, check_nonempty, "DIR",
+	  "directory of the demo page served at /" },
 	{ "log-file", OPT_STR, F(log_file), 0, 0, 0, NULL, "FILE", "log here instead of stderr" },
 	BOOL("verbose", verbose, "debug logging"),
 	{ "pidfile", OPT_STR, F(pidfile), 0, 0, 0, NULL, "FILE", "write the process id here" },
@@ -557,6 +576,13 @@ void config_defaults(struct config *c)
 	c->auth_cache_ttl = 5;
 	c->cipher_list = strdup("DEFAULT");
 	c->rest_api_separator = strdup(":");
+	c->signaling_port = 8080;
+	c->signaling_credential_ttl = 3600;
+	c->signaling_max_message = 65536;
+	c->signaling_room_size = 8;
+	c->signaling_rate = 50;
+	c->signaling_idle_timeout = 60;
+	c->signaling_root = strdup(CONFIG_DATADIR "/turnstone/www");
 	/* Out of memory leaves NULLs, which config_validate reports. */
 	c->realm = strdup("turnstone");
 	c->software = strdup(CONFIG_SOFTWARE);

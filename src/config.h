@@ -67,6 +67,19 @@ struct config {
 	char *rest_api_separator;         /* between expiry time and user id, default ":" */
 	int auth_cache_ttl;               /* seconds a worker caches a key looked up in Redis, default 5 */
 
+	/* WebSocket signaling endpoint and demo page (RFC 6455) */
+	int no_signaling;                 /* boolean */
+	int signaling_port;               /* HTTP/WebSocket port, default 8080 */
+	int signaling_tls;                /* boolean: https/wss with cert and pkey */
+	char *signaling_origin[CONFIG_MAX_LISTEN]; /* allowed Origin values; none: any */
+	size_t n_signaling_origin;
+	int signaling_credential_ttl;     /* seconds TURN credentials handed out stay valid, default 3600 */
+	int signaling_max_message;        /* bytes, default 65536 */
+	int signaling_room_size;          /* peers per room, default 8 */
+	int signaling_rate;               /* messages per second per client, default 50 */
+	int signaling_idle_timeout;       /* seconds without a frame before closing, default 60 */
+	char *signaling_root;             /* directory of the static page, default DATADIR/turnstone/www */
+
 	char *log_file;                   /* NULL: stderr */
 	int verbose;                      /* boolean */
 	char *pidfile;
