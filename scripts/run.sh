@@ -10,6 +10,7 @@ mkdir -p build
 cd build
 [ -f Makefile ] || ../configure
 make -j2 src/turnstone
+secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 cat <<'SNIPPET'
 
 turnstone demo: paste into your page
@@ -19,9 +20,15 @@ turnstone demo: paste into your page
     iceTransportPolicy: "relay"
   });
 
+or open the video-call demo in two tabs (same room link):
+  http://127.0.0.1:8080/?room=demo
+
 The demo listens on 127.0.0.1 only and allows loopback peers so two tabs on
-this machine can relay to each other. For a public server use a config file:
+this machine can relay to each other. The page gets short-lived TURN REST
+credentials from a secret made up for this run. For a public server use a
+config file:
   build/src/turnstone -c etc/turnstone.conf
 SNIPPET
 exec ./src/turnstone --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --realm=turnstone.demo \
-	--user=demo:demo-password --allow-loopback-peers "$@"
+	--user=demo:demo-password --use-auth-secret --static-auth-secret="$secret" \
+	--signaling-root="$(cd .. && pwd)/share/www" --allow-loopback-peers "$@"

@@ -18,6 +18,7 @@
 #include "net/netaddr.h"
 #include "net/reserve.h"
 #include "net/tls.h"
+#include "signal/signal_server.h"
 #include "net/worker.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -30,6 +31,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* SIGHUP: reload the TLS certificate and key. New connections get the new
  * context; existing ones keep theirs. On failure the old one stays. */
+static struct signal_server *sigsrv; /* the signaling endpoint, or NULL */
+
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -51,6 +54,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 			SSL_CTX_free(ctx);
 			log_warnx("SIGHUP: worker %d did not take the new certificate", i);
 		}
+	}
+	if (sigsrv != NULL && srv->cfg->signaling_tls) {
+		SSL_CTX_up_ref(ctx);
+		signal_set_tls(sigsrv, ctx);
 	}
 	SSL_CTX_free(srv->tls);
 	srv->tls = ctx;
@@ -213,6 +220,19 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	if (!cfg.no_signaling && (sigsrv = signal_start(&cfg, srv.tls, err, sizeof(err))) == NULL) {
+		log_err("signaling: %s", err);
+		for (i = 0; i < srv.nworkers; i++)
+			worker_stop(&srv.workers[i]);
+		for (i = 0; i < srv.nworkers; i++)
+			worker_free(&srv.workers[i]);
+		if (srv.tls != NULL)
+			SSL_CTX_free(srv.tls);
+		free(srv.workers);
+		auth_users_free(srv.users);
+		config_free(&cfg);
+		return 1;
+	}
 	if (cfg.pidfile != NULL && write_pidfile(cfg.pidfile) < 0)
 		log_warn("cannot write pidfile %s", cfg.pidfile);
 	for (i = 0; i < (int)srv.nlisten; i++) {
@@ -239,6 +259,8 @@ int main(int argc, char **argv)
 		event_add(sigs[i], NULL);
 	event_base_dispatch(base);
 
+	if (sigsrv != NULL)
+		signal_stop(sigsrv);
 	for (i = 0; i < srv.nworkers; i++)
 		worker_stop(&srv.workers[i]);
 	for (i = 0; i < srv.nworkers; i++)

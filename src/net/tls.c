@@ -4,7 +4,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Last OpenSSL error as text, for start-up and reload messages. */
 static const char *tls_errstr(void)
@@ -42,6 +44,15 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 
 	if (cfg->cert == NULL || cfg->pkey == NULL) {
 		snprintf(err, errlen, "TLS needs both 'cert' and 'pkey'");
+		return NULL;
+	}
+	/* OpenSSL says "system lib" for a missing file: say it plainly. */
+	if (access(cfg->cert, R_OK) < 0 || access(cfg->pkey, R_OK) < 0 ||
+	    (cfg->ca_file != NULL && access(cfg->ca_file, R_OK) < 0)) {
+		const char *f = access(cfg->cert, R_OK) < 0 ? cfg->cert : access(cfg->pkey, R_OK) < 0 ? cfg->pkey
+												 : cfg->ca_file;
+
+		snprintf(err, errlen, "cannot read '%s': %s", f, strerror(errno));
 		return NULL;
 	}
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {

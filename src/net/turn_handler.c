@@ -120,7 +120,9 @@ struct pending {
 	uint8_t buf[];
 };
 
-/* Rebuilds a req from a parked request. Returns 0, or -1 if it no longer parses. */
+/* Rebuilds a req from a parked request. Returns 0, or -1 if it no longer
+ * parses or it has been answered meanwhile (a retransmission of it was, from
+ * the allocation's response cache). */
 static int pending_req(struct pending *p, struct req *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -139,6 +141,11 @@ static int pending_req(struct pending *p, struct req *r)
 		memcpy(r->username, u->val, u->len);
 		r->username[u->len] = '\0';
 	}
+	if (r->alloc != NULL && r->alloc->last_resp != NULL &&
+	    memcmp(r->alloc->last_tid, r->m.tid, STUN_TID_LEN) == 0) {
+		worker_send_client(r->o, r->alloc->last_resp, r->alloc->last_resp_len, 0);
+		return -1;
+	}
 	return 0;
 }
 
@@ -150,6 +157,20 @@ static void pending_unlink(struct pending *p)
 		p->w->pending = p->next;
 	if (p->next != NULL)
 		p->next->prev = p->prev;
+}
+
+/* 1 when the same request (5-tuple and transaction ID) is already parked:
+ * a retransmission, which the parked copy's answer will serve. */
+static int parked_already(const struct req *r)
+{
+	const struct pending *p;
+
+	for (p = r->w->pending; p != NULL; p = p->next)
+		if (p->o.conn == r->o->conn && turn_addr_equal(&p->o.client, r->client) &&
+		    turn_addr_equal(&p->o.local, r->local) &&
+		    memcmp(p->buf + 8, r->m.tid, STUN_TID_LEN) == 0)
+			return 1;
+	return 0;
 }
 
 static struct pending *park(struct req *r)
@@ -283,6 +304,8 @@ static void auth_rest(struct req *r)
 		send_challenge(r, 401);
 		return;
 	}
+	if (parked_already(r))
+		return;
 	if ((p = park(r)) == NULL || auth_redis_get_secrets(r->w->redis, cfg->realm, on_redis_secrets, p) < 0) {
 		if (p != NULL) {
 			pending_unlink(p);
@@ -375,6 +398,8 @@ static void authenticate(struct req *r)
 		auth_with_key(r, key, 16);
 		return;
 	}
+	if (parked_already(r))
+		return;
 	if ((p = park(r)) == NULL || auth_redis_get_key(r->w->redis, cfg->realm, r->username, on_redis_key, p) < 0) {
 		if (p != NULL) {
 			pending_unlink(p);

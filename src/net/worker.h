@@ -30,7 +30,8 @@ struct pending;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
-#define WORKER_SLOT 2048       /* bytes per receive slot (headroom + datagram + padding) */
+#define WORKER_SLOT (WORKER_HEADROOM + 65536) /* bytes per receive slot: headroom + the largest
+						UDP payload (65507) + padding */
 #define WORKER_BATCH 32        /* datagrams per recvmmsg */
 
 /* Read-only state shared by all workers, built once at start (but for the
@@ -105,7 +106,7 @@ struct worker {
 	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
 	uint32_t rng;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
-	uint8_t tx[WORKER_SLOT];   /* response scratch buffer */
+	uint8_t tx[2048];          /* response scratch buffer (answers are small) */
 };
 
 /* Creates worker id's event_base and binds its listening sockets. Returns 0,

@@ -247,7 +247,7 @@ case $transport in
        turn_url="turns:127.0.0.1:$tls_port?transport=tcp" ;;
 esac
 say "# starting: $server_bin ${server_args[*]}"
-"$server_bin" "${server_args[@]}" >"$workdir/server.log" 2>&1 </dev/null &
+"$server_bin" --no-signaling "${server_args[@]}" >"$workdir/server.log" 2>&1 </dev/null &
 server_pid=$!
 
 ping_ok=0

@@ -222,7 +222,9 @@ start_turnstone() {
     check_turnstone_bin || return 1
     TS_LOG=$(mktemp "${TMPDIR:-/tmp}/turnstone-test.XXXXXX")
     _TS_LOGS+=("$TS_LOG")
-    with_pdeathsig "$TURNSTONE_BIN" "$@" </dev/null >"$TS_LOG" 2>&1 &
+    # --no-signaling first: tests run in parallel and the endpoint's default
+    # port is fixed; a test that wants signaling passes its own options after.
+    with_pdeathsig "$TURNSTONE_BIN" --no-signaling "$@" </dev/null >"$TS_LOG" 2>&1 &
     TS_PID=$!
     register_pid "$TS_PID"
     echo "# started $TURNSTONE_BIN $* (pid $TS_PID, log $TS_LOG)"
@@ -329,4 +331,39 @@ require_tool() {
         echo "# required tool '$1' not found on PATH"
         return 1
     fi
+}
+
+# ------------------------------------------------------------------ TCP/TLS
+
+# gen_cert CERT KEY : self-signed EC (P-256) certificate for CN=127.0.0.1,
+# valid 2 days, written to CERT and KEY with openssl(1).
+gen_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj /CN=127.0.0.1 -days 2 -keyout "$2" -out "$1" </dev/null >/dev/null 2>&1
+}
+
+# gen_key KEY : a lone EC (P-256) private key (e.g. one not matching a cert).
+gen_key() {
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" \
+        </dev/null >/dev/null 2>&1
+}
+
+# wait_tcp_ready PORT [IP] [TIMEOUT_S=5] : poll until a TCP connect to
+# IP:PORT succeeds.  Fails early if the last started server died.
+wait_tcp_ready() {
+    local port=$1 ip=${2:-127.0.0.1} secs=${3:-5}
+    local end=$((SECONDS + secs))
+    while [ "$SECONDS" -le "$end" ]; do
+        if [ -n "${TS_PID:-}" ] && ! kill -0 "$TS_PID" 2>/dev/null; then
+            echo "# server (pid $TS_PID) died while waiting for TCP port $port"
+            return 1
+        fi
+        if python3 -c 'import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.5).close()' "$ip" "$port" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "# nothing accepting TCP connections on $ip port $port after ${secs}s"
+    return 1
 }

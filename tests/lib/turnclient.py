@@ -541,6 +541,179 @@ class TurnClient:
                     return ("ind", m.xor_peer(), m.get(DATA_ATTR))
 
 
+# ---------------------------------------------------------------- streams
+# TURN over TCP and TLS (RFC 8656 section 12.5): messages back to back on the
+# byte stream; a STUN message is 20 + length bytes, ChannelData is 4 + length
+# bytes padded to a multiple of 4.
+
+class StreamClosed(StunError):
+    """The server closed the TCP/TLS connection (EOF or reset)."""
+
+
+def stream_frame_len(head):
+    """Total length on a stream of the frame starting with the 4 bytes head
+    (padding included).  Raises StunError if it is neither STUN nor ChannelData."""
+    if len(head) < 4:
+        raise StunError("need 4 bytes to frame, have %d" % len(head))
+    ln = struct.unpack("!H", head[2:4])[0]
+    if head[0] & 0xC0 == 0x00:
+        return 20 + ln
+    if head[0] & 0xC0 == 0x40:
+        return 4 + ln + pad4(ln)
+    raise StunError("stream frame starts with 0x%02x: neither STUN nor ChannelData" % head[0])
+
+
+def tls_client_context(alpn=None, min_version=None, max_version=None, ciphers=None,
+                       cafile=None):
+    """An ssl.SSLContext for tests: no verification unless cafile is given."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile is None:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx.load_verify_locations(cafile)
+        ctx.check_hostname = False
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    if min_version is not None:
+        ctx.minimum_version = min_version
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if alpn is not None:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+class StreamTurnClient(TurnClient):
+    """One TCP (or TLS over TCP) connection = one 5-tuple towards the server.
+
+    Same request helpers as TurnClient; requests are sent once (no
+    retransmission on a reliable transport) and answered within
+    timeout * retries seconds.  recvraw() returns one whole frame (ChannelData
+    with its padding); EOF or a reset raises StreamClosed."""
+
+    def __init__(self, server, username=None, password=None, tls=False, ssl_context=None,
+                 alpn=None, local_ip=None, timeout=0.5, retries=6, connect_timeout=5.0):
+        self.server = server
+        self.username = username
+        self.password = password
+        self.realm = None
+        self.nonce = None
+        self.key = None
+        self.timeout = timeout
+        self.retries = retries
+        self.pending = []
+        self.relayed = None
+        self.mapped = None
+        self.last_alloc_raw = None
+        self.buf = b""
+        self.tls = tls
+        src = (local_ip, 0) if local_ip else None
+        raw = socket.create_connection(tuple(server), timeout=connect_timeout,
+                                       source_address=src)
+        if tls:
+            ctx = ssl_context if ssl_context is not None else tls_client_context(alpn=alpn)
+            try:
+                self.sock = ctx.wrap_socket(raw)
+            except Exception:
+                raw.close()
+                raise
+        else:
+            self.sock = raw
+
+    def sendraw(self, data):
+        self.sock.sendall(data)
+
+    def _buffered_frame(self):
+        if len(self.buf) < 4:
+            return None
+        n = stream_frame_len(self.buf[:4])
+        if len(self.buf) < n:
+            return None
+        frame, self.buf = self.buf[:n], self.buf[n:]
+        return frame
+
+    def recv_frame(self, timeout):
+        """The next whole frame from the stream (not from self.pending), or
+        None on timeout.  Raises StreamClosed on EOF/reset."""
+        end = time.monotonic() + timeout
+        while True:
+            frame = self._buffered_frame()
+            if frame is not None:
+                return frame
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                d = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            except (ConnectionResetError, BrokenPipeError) as e:
+                raise StreamClosed("connection reset by the server: %s" % e)
+            if not d:
+                raise StreamClosed("connection closed by the server (EOF)%s" % (
+                    " with %d bytes of a partial frame buffered" % len(self.buf)
+                    if self.buf else ""))
+            self.buf += d
+
+    def recvraw(self, timeout):
+        if self.pending:
+            return self.pending.pop(0)
+        return self.recv_frame(timeout)
+
+    def transact(self, raw, tid, timeout=None, retries=None):
+        timeout = self.timeout if timeout is None else timeout
+        retries = self.retries if retries is None else retries
+        self.sendraw(raw)
+        end = time.monotonic() + timeout * retries
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            frame = self.recv_frame(left)
+            if frame is None:
+                break
+            if is_stun(frame) and frame[8:20] == tid:
+                return parse(frame)
+            self.pending.append(frame)
+        raise StunError("no response to %s within %.1fs" % (
+            METHOD_NAMES.get(split_type(struct.unpack("!H", raw[:2])[0])[0]),
+            timeout * retries))
+
+    def wait_closed(self, timeout):
+        """True if the server closes the connection within timeout seconds
+        (frames received meanwhile are discarded)."""
+        end = time.monotonic() + timeout
+        try:
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.recv_frame(left)
+        except StreamClosed:
+            return True
+        except OSError:
+            return True
+
+
+def gen_cert(directory, name, key_type="ec"):
+    """Self-signed certificate for CN=127.0.0.1 with openssl(1): returns
+    (cert_path, key_path) = DIR/NAME.crt, DIR/NAME.key.  key_type "ec"
+    (P-256, fast) or "rsa" (2048 bits)."""
+    cert = os.path.join(directory, name + ".crt")
+    key = os.path.join(directory, name + ".key")
+    newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if key_type == "ec"
+              else ["-newkey", "rsa:2048"])
+    subprocess.run(["openssl", "req", "-x509"] + newkey +
+                   ["-nodes", "-subj", "/CN=127.0.0.1", "-days", "2",
+                    "-keyout", key, "-out", cert],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                   check=True, timeout=60)
+    return cert, key
+
+
 # ---------------------------------------------------------------- ports
 
 def _can_bind(kind, fam, ip, port):
@@ -642,14 +815,18 @@ class Server:
 
     def __init__(self, realm="turnstone.test", users=(("alice", "secret"), ("bob", "pw2")),
                  allow_loopback=False, stale_nonce=None, extra=(), ipv6=False,
-                 range_len=200, ready_timeout=5.0):
+                 range_len=200, ready_timeout=5.0, tls=None, env=None):
+        """tls: (cert_path, key_path) -> also listen for TLS on self.tls_port.
+        env: environment for the server process (default: inherited)."""
+        self.env = env
         self.realm = realm
         self.users = list(users)
         self.ipv6 = ipv6
         self.port = free_udp_port(also_ipv6=ipv6)
         self.min_port = free_port_range(range_len)
         self.max_port = self.min_port + range_len - 1
-        args = [turnstone_bin(), "--listening-ip=127.0.0.1"]
+        # no signaling endpoint: its default port is fixed and tests run in parallel
+        args = [turnstone_bin(), "--no-signaling", "--listening-ip=127.0.0.1"]
         if ipv6:
             args.append("--listening-ip=::1")
         args += ["--listening-port=%d" % self.port, "--relay-ip=127.0.0.1",
@@ -661,6 +838,14 @@ class Server:
             args.append("--allow-loopback-peers")
         if stale_nonce is not None:
             args.append("--stale-nonce=%d" % stale_nonce)
+        self.tls_port = None
+        if tls is not None:
+            while True:
+                self.tls_port = free_udp_port()
+                if self.tls_port != self.port:
+                    break
+            args += ["--tls-listening-port=%d" % self.tls_port,
+                     "--cert=%s" % tls[0], "--pkey=%s" % tls[1]]
         args += list(extra)
         self.args = args
         self.ready_timeout = ready_timeout
@@ -675,7 +860,7 @@ class Server:
 
     def start(self):
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=self.logf,
+                                     stdout=self.logf, stderr=self.logf, env=self.env,
                                      start_new_session=True, preexec_fn=_pdeathsig)
         _live_servers.append(self)
         self.wait_ready()
@@ -756,6 +941,44 @@ class Server:
         if password is None:
             password = dict(self.users).get(user, "")
         return TurnClient(self.addr, user, password, **kw)
+
+    @property
+    def tls_addr(self):
+        return ("127.0.0.1", self.tls_port)
+
+    def stream_client(self, user="alice", password=None, tls=False, **kw):
+        """A StreamTurnClient connected over TCP (port) or TLS (tls_port)."""
+        if password is None:
+            password = dict(self.users).get(user, "")
+        return StreamTurnClient(self.tls_addr if tls else self.addr, user, password,
+                                tls=tls, **kw)
+
+    def wait_stream_ready(self, tls=False, timeout=5.0):
+        """Poll a Binding over a fresh TCP (or TLS) connection until answered."""
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            if not self.alive():
+                raise RuntimeError("server exited with status %s\n%s"
+                                   % (self.proc.returncode, self.log_text()))
+            try:
+                with self.stream_client(tls=tls, timeout=0.2, retries=5) as c:
+                    if c.binding().is_success():
+                        return
+            except (OSError, StunError) as e:
+                last = e
+            time.sleep(0.05)
+        raise RuntimeError("no Binding answer over %s on port %s within %.0fs (%s)"
+                           % ("TLS" if tls else "TCP", self.tls_port if tls else self.port,
+                              timeout, last))
+
+    def rss_kib(self):
+        """Resident set size of the server (VmRSS from /proc), in KiB."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc/%d/status" % self.proc.pid)
 
     def __enter__(self):
         return self.start()

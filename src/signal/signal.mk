@@ -1,0 +1,27 @@
+# src/signal/signal.mk -- included by Makefile.am: the WebSocket signaling
+# endpoint and the demo video-call page (issue 5, docs/signaling.md).
+
+src_turnstone_SOURCES += \
+	src/signal/signal_server.c src/signal/signal_server.h \
+	src/signal/signal_conn.c src/signal/signal_conn.h \
+	src/signal/signal_http.c src/signal/signal_http.h \
+	src/signal/signal_room.c src/signal/signal_room.h \
+	src/signal/signal_ice.c src/signal/signal_ice.h
+src_turnstone_LDADD += $(WSLAY_LIBS) $(JANSSON_LIBS)
+
+# The HTTP request-head parser, handshake check and file mapping are pure.
+UNIT_TESTS += tests/unit/test_signal_http
+tests_unit_test_signal_http_SOURCES = tests/unit/test_signal_http.c src/signal/signal_http.c
+tests_unit_test_signal_http_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_signal_http_LDADD = $(UNIT_LDADD)
+
+# The demo page, served from signaling-root (default $(datadir)/turnstone/www).
+wwwdir = $(datadir)/turnstone/www
+dist_www_DATA = share/www/index.html share/www/app.js share/www/style.css
+
+# Protocol tests with the npm "ws" client, and the two-browser video call.
+INTEGRATION_TESTS += tests/signaling/protocol.sh tests/signaling/call.sh
+EXTRA_DIST += \
+	tests/signaling/package.json tests/signaling/package-lock.json \
+	tests/signaling/common.sh tests/signaling/protocol.sh tests/signaling/protocol.mjs \
+	tests/signaling/call.sh tests/signaling/call.mjs

@@ -1,0 +1,698 @@
+/* signal_conn.c -- a signaling client connection: HTTP/1.1 request head
+ * (RFC 9112), static page and /ice-servers, WebSocket upgrade (RFC 6455
+ * §4.2) and the JSON room protocol of docs/signaling.md over wslay.
+ *
+ * Life of a connection: HTTP (reading the head, 10 s deadline) -> either a
+ * response and CLOSING, or WS (wslay owns the framing: masking checks and
+ * 1002, max message length and 1009, ping replies, close handshake) ->
+ * CLOSING (output drained, write side shut, input discarded for up to 2 s
+ * so the close frame is not lost to a TCP reset) -> freed. A connection is
+ * only freed from its own event callbacks; messages for other connections
+ * are queued and sent from their flush event, so nothing is re-entered.
+ */
+#include "signal/signal_conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+#include "log.h"
+#include "signal/signal_http.h"
+#include "signal/signal_ice.h"
+#include "signal/signal_room.h"
+
+#define HEAD_TIMEOUT_SEC 10          /* to send a whole request head */
+#define LINGER_SEC 2                 /* CLOSING: wait for the client's FIN */
+#define MAX_FILE (4 * 1024 * 1024)   /* bytes of one static file */
+#define MAX_OUTPUT (8 * 1024 * 1024) /* bytes queued to one slow client */
+#define ABUSE_FACTOR 3               /* messages/s over rate*3: close 1008 */
+
+enum conn_state { CONN_HTTP, CONN_WS, CONN_CLOSING };
+
+struct signal_conn {
+	struct signal_ctx *ctx;
+	struct bufferevent *bev;
+	enum conn_state state;
+	int tls;
+	char host[INET6_ADDRSTRLEN + 3];   /* local IP the client reached, IPv6 bracketed */
+	char remote[INET6_ADDRSTRLEN + 8]; /* for logs */
+	wslay_event_context_ptr ws;
+	struct signal_peer peer;
+	struct event *timer;               /* HTTP: none; WS: ping/idle tick; CLOSING: linger */
+	struct event *flush;               /* sends what wslay has queued */
+	struct timespec last_rx;
+	double tokens;                     /* rate limit bucket */
+	struct timespec tokens_at;
+	long window_start;                 /* second of the abuse window */
+	unsigned window_count;
+	struct signal_conn *prev, *next;
+};
+
+static void conn_begin_close(struct signal_conn *c);
+
+static double now_sec(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	return (double)ts->tv_sec + ts->tv_nsec / 1e9;
+}
+
+static double ts_sec(const struct timespec *ts)
+{
+	return (double)ts->tv_sec + ts->tv_nsec / 1e9;
+}
+
+static void conn_free(struct signal_conn *c)
+{
+	struct signal_ctx *ctx = c->ctx;
+
+	signal_rooms_leave(ctx->rooms, &c->peer);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->flush != NULL)
+		event_free(c->flush);
+	if (c->ws != NULL)
+		wslay_event_context_free(c->ws);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		ctx->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	ctx->nconns--;
+	free(c);
+}
+
+void signal_conn_free_all(struct signal_ctx *ctx)
+{
+	while (ctx->conns != NULL)
+		conn_free(ctx->conns);
+}
+
+/* ---- CLOSING ---------------------------------------------------------- */
+
+static void closing_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void closing_write(struct bufferevent *bev, void *arg)
+{
+	struct signal_conn *c = arg;
+
+	if (c->tls) {
+		conn_free(c); /* no half-close over TLS: the data is out */
+		return;
+	}
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void closing_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what != BEV_EVENT_CONNECTED)
+		conn_free(arg);
+}
+
+static void closing_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	conn_free(arg);
+}
+
+/* Stops the protocol: leaves the room, sends what is queued, then frees the
+ * connection when the client closes or LINGER_SEC has passed. */
+static void conn_begin_close(struct signal_conn *c)
+{
+	struct timeval tv = {LINGER_SEC, 0};
+
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	signal_rooms_leave(c->ctx->rooms, &c->peer);
+	if (c->flush != NULL)
+		event_del(c->flush);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	c->timer = evtimer_new(c->ctx->base, closing_timeout, c);
+	if (c->timer != NULL)
+		evtimer_add(c->timer, &tv);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_setcb(c->bev, closing_read, closing_write, closing_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	closing_read(c->bev, c);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		closing_write(c->bev, c); /* may free c */
+}
+
+/* ---- HTTP responses ---------------------------------------------------- */
+
+/* Writes a whole response (Connection: close) and starts closing. body may
+ * be NULL; with head_only the body is left out but its length is sent. */
+static void http_respond(struct signal_conn *c, int status, const char *ctype, const void *body, size_t len,
+			 const char *extra, int head_only)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 %d %s\r\nServer: turnstone\r\nConnection: close\r\n"
+			    "Content-Length: %zu\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
+			    "%s%s%s%s\r\n",
+			    status, signal_http_reason(status), len, ctype != NULL ? "Content-Type: " : "",
+			    ctype != NULL ? ctype : "", ctype != NULL ? "\r\n" : "", extra != NULL ? extra : "");
+	if (body != NULL && !head_only)
+		evbuffer_add(out, body, len);
+	log_debug("signaling: %s: HTTP %d", c->remote, status);
+	conn_begin_close(c);
+}
+
+static void http_error(struct signal_conn *c, int status, const char *extra)
+{
+	char body[96];
+	int n = snprintf(body, sizeof(body), "%d %s\n", status, signal_http_reason(status));
+
+	http_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n, extra, 0);
+}
+
+/* Reads a regular file (no symlink games: fstat after open) into memory. */
+static char *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE)
+		goto out;
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+		goto out;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n <= 0) {
+			free(buf);
+			buf = NULL;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	*len = got;
+out:
+	close(fd);
+	return buf;
+}
+
+static void http_file(struct signal_conn *c, const struct signal_http_req *r, int head_only)
+{
+	const char *root = c->ctx->cfg->signaling_root;
+	char path[4096];
+	const char *ctype;
+	size_t len = 0;
+	char *body;
+
+	if (root == NULL || (ctype = signal_http_map_file(root, r->target, path, sizeof(path))) == NULL ||
+	    (body = read_file(path, &len)) == NULL) {
+		http_error(c, 404, NULL);
+		return;
+	}
+	http_respond(c, 200, ctype, body, len, NULL, head_only);
+	free(body);
+}
+
+static void http_ice_servers(struct signal_conn *c, int head_only)
+{
+	char uid[SIGNAL_PEER_ID_LEN + 1];
+	struct signal_peer tmp;
+	json_t *list, *doc;
+	char *text;
+
+	if (signal_peer_init(&tmp, NULL) < 0) {
+		http_error(c, 500, NULL);
+		return;
+	}
+	memcpy(uid, tmp.id, sizeof(uid));
+	list = signal_ice_servers(c->ctx->ice, c->host, uid);
+	doc = list != NULL ? json_pack("{s:o}", "iceServers", list) : NULL;
+	text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	if (text == NULL) {
+		http_error(c, 500, NULL);
+		return;
+	}
+	http_respond(c, 200, "application/json", text, strlen(text), NULL, head_only);
+	free(text);
+}
+
+/* ---- WebSocket -------------------------------------------------------- */
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags, void *arg)
+{
+	struct signal_conn *c = arg;
+	int n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
+
+	if (n <= 0) {
+		wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	return n;
+}
+
+static ssize_t ws_send_cb(wslay_event_context_ptr ws, const uint8_t *data, size_t len, int flags, void *arg)
+{
+	struct signal_conn *c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > MAX_OUTPUT) {
+		log_info("signaling: %s: client does not read; dropping it", c->remote);
+		wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	if (bufferevent_write(c->bev, data, len) < 0) {
+		wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+/* Sends what wslay has queued; begins closing when wslay is done (close
+ * handshake finished or sent) or on a write error. */
+static void ws_flush(struct signal_conn *c)
+{
+	if (c->state != CONN_WS)
+		return;
+	if (wslay_event_send(c->ws) < 0 || wslay_event_get_close_sent(c->ws) ||
+	    (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)))
+		conn_begin_close(c);
+}
+
+static void ws_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ws_flush(arg);
+}
+
+void signal_conn_send_text(void *conn, const char *text, size_t len)
+{
+	struct signal_conn *c = conn;
+	struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
+
+	if (c == NULL || c->state != CONN_WS)
+		return;
+	if (wslay_event_queue_msg(c->ws, &m) == 0)
+		event_active(c->flush, EV_WRITE, 0);
+}
+
+static void ws_close(struct signal_conn *c, uint16_t code, const char *reason)
+{
+	log_debug("signaling: %s: closing with %u (%s)", c->remote, code, reason);
+	wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
+	event_active(c->flush, EV_WRITE, 0);
+}
+
+static void ws_error(struct signal_conn *c, const char *reason)
+{
+	json_t *msg = json_pack("{s:s, s:s}", "type", "error", "reason", reason);
+	char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
+
+	if (text != NULL)
+		signal_conn_send_text(c, text, strlen(text));
+	free(text);
+	json_decref(msg);
+}
+
+/* Token bucket of signaling-rate messages/s (burst: the rate). Returns 0 to
+ * go on, 1 when the message is refused, 2 when the client is closed for
+ * sending more than ABUSE_FACTOR times the rate within one second. */
+static int ws_rate_limit(struct signal_conn *c)
+{
+	double rate = c->ctx->cfg->signaling_rate > 0 ? c->ctx->cfg->signaling_rate : 50;
+	struct timespec now;
+	double t = now_sec(&now);
+
+	c->tokens += (t - ts_sec(&c->tokens_at)) * rate;
+	if (c->tokens > rate)
+		c->tokens = rate;
+	c->tokens_at = now;
+	if (now.tv_sec != c->window_start) {
+		c->window_start = now.tv_sec;
+		c->window_count = 0;
+	}
+	if (++c->window_count > ABUSE_FACTOR * rate) {
+		ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "rate limit");
+		return 2;
+	}
+	if (c->tokens < 1) {
+		ws_error(c, "rate limit");
+		return 1;
+	}
+	c->tokens -= 1;
+	return 0;
+}
+
+static void ws_join(struct signal_conn *c, json_t *msg)
+{
+	json_t *room = json_object_get(msg, "room"), *peers = NULL, *ice, *reply;
+	char *text;
+	int rc;
+
+	if (!json_is_string(room) || json_string_length(room) == 0 ||
+	    json_string_length(room) > SIGNAL_ROOM_NAME_MAX || strlen(json_string_value(room)) != json_string_length(room)) {
+		ws_error(c, "missing room");
+		return;
+	}
+	signal_rooms_leave(c->ctx->rooms, &c->peer); /* one room at a time: join again = move */
+	if ((rc = signal_rooms_join(c->ctx->rooms, &c->peer, json_string_value(room), &peers)) != 0) {
+		ws_error(c, rc == -1 ? "room full" : "server error");
+		return;
+	}
+	ice = signal_ice_servers(c->ctx->ice, c->host, c->peer.id);
+	reply = json_pack("{s:s, s:s, s:O, s:o, s:o}", "type", "joined", "id", c->peer.id, "room", room, "peers",
+			  peers, "iceServers", ice != NULL ? ice : json_array());
+	text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
+	if (text != NULL)
+		signal_conn_send_text(c, text, strlen(text));
+	else
+		ws_error(c, "server error");
+	free(text);
+	json_decref(reply);
+	log_debug("signaling: %s: peer %s joined room '%s'", c->remote, c->peer.id, json_string_value(room));
+}
+
+static int reserved_type(const char *type)
+{
+	static const char *const ours[] = {"joined", "peer-joined", "peer-left", "error"};
+	size_t i;
+
+	for (i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		if (strcmp(type, ours[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* One text message from the client (docs/signaling.md). */
+static void ws_text(struct signal_conn *c, const uint8_t *data, size_t len)
+{
+	json_error_t jerr;
+	json_t *msg, *type;
+	const char *t;
+	int rc;
+
+	if (ws_rate_limit(c) != 0)
+		return;
+	if ((msg = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+		ws_error(c, "invalid JSON");
+		return;
+	}
+	type = json_object_get(msg, "type");
+	if (!json_is_object(msg)) {
+		ws_error(c, "not a JSON object");
+	} else if (!json_is_string(type) || json_string_length(type) == 0) {
+		ws_error(c, "missing type");
+	} else if (strcmp((t = json_string_value(type)), "join") == 0) {
+		ws_join(c, msg);
+	} else if (strcmp(t, "leave") == 0) {
+		signal_rooms_leave(c->ctx->rooms, &c->peer);
+	} else if (reserved_type(t)) {
+		ws_error(c, "reserved type");
+	} else if ((rc = signal_rooms_forward(c->ctx->rooms, &c->peer, msg)) != 0) {
+		ws_error(c, rc == -1 ? "unknown peer" : rc == -2 ? "not in a room" : "server error");
+	}
+	json_decref(msg);
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg, void *user)
+{
+	struct signal_conn *c = user;
+
+	if (c->state != CONN_WS || wslay_event_get_close_sent(ws))
+		return;
+	if (arg->opcode == WSLAY_TEXT_FRAME)
+		ws_text(c, arg->msg, arg->msg_length);
+	else if (arg->opcode == WSLAY_BINARY_FRAME)
+		ws_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary frames are not supported");
+}
+
+static void ws_read(struct bufferevent *bev, void *arg)
+{
+	struct signal_conn *c = arg;
+	struct timespec ts;
+
+	now_sec(&ts);
+	c->last_rx = ts;
+	if (wslay_event_recv(c->ws) < 0) {
+		conn_begin_close(c);
+		return;
+	}
+	ws_flush(c);
+}
+
+static void ws_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct signal_conn *c = arg;
+
+	if (what == BEV_EVENT_CONNECTED)
+		return;
+	log_debug("signaling: %s: connection %s", c->remote, (what & BEV_EVENT_EOF) ? "closed" : "failed");
+	conn_free(c);
+}
+
+/* Every idle/2 seconds: close an idle client, else ping it (RFC 6455 §5.5.2). */
+static void ws_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct signal_conn *c = arg;
+	struct timespec now;
+	int idle = c->ctx->cfg->signaling_idle_timeout;
+	struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"ts", 2};
+
+	if (now_sec(&now) - ts_sec(&c->last_rx) >= idle) {
+		ws_close(c, WSLAY_CODE_GOING_AWAY, "idle timeout");
+		return;
+	}
+	if (wslay_event_queue_msg(c->ws, &ping) == 0)
+		event_active(c->flush, EV_WRITE, 0);
+}
+
+static int ws_start(struct signal_conn *c)
+{
+	static const struct wslay_event_callbacks cbs = {
+		.recv_callback = ws_recv_cb,
+		.send_callback = ws_send_cb,
+		.on_msg_recv_callback = ws_msg_cb,
+	};
+	int idle = c->ctx->cfg->signaling_idle_timeout;
+	struct timeval tv = {idle > 1 ? idle / 2 : 1, idle > 1 ? (idle % 2) * 500000 : 0};
+
+	if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0)
+		return -1;
+	wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)c->ctx->cfg->signaling_max_message);
+	if (signal_peer_init(&c->peer, c) < 0)
+		return -1;
+	if ((c->flush = event_new(c->ctx->base, -1, 0, ws_flush_cb, c)) == NULL)
+		return -1;
+	if (idle > 0 && ((c->timer = event_new(c->ctx->base, -1, EV_PERSIST, ws_tick, c)) == NULL ||
+			 event_add(c->timer, &tv) < 0))
+		return -1;
+	c->tokens = c->ctx->cfg->signaling_rate > 0 ? c->ctx->cfg->signaling_rate : 50;
+	now_sec(&c->tokens_at);
+	c->last_rx = c->tokens_at;
+	c->state = CONN_WS;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_setcb(c->bev, ws_read, NULL, ws_event, c);
+	return 0;
+}
+
+static void http_upgrade(struct signal_conn *c, const struct signal_http_req *r)
+{
+	const struct config *cfg = c->ctx->cfg;
+	size_t plen = strcspn(r->target, "?");
+	char accept[29];
+	int status;
+
+	if (plen != 3 || strncmp(r->target, "/ws", 3) != 0) {
+		http_error(c, 404, NULL);
+		return;
+	}
+	status = signal_http_ws_check(r, cfg->signaling_origin, cfg->n_signaling_origin, accept);
+	if (status != 0) {
+		if (status == 403)
+			log_info("signaling: %s: WebSocket from origin '%s' refused", c->remote,
+				 signal_http_header(r, "Origin") ? signal_http_header(r, "Origin") : "(none)");
+		http_error(c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+		return;
+	}
+	if (ws_start(c) < 0) {
+		http_error(c, 503, NULL);
+		return;
+	}
+	evbuffer_add_printf(bufferevent_get_output(c->bev),
+			    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			    "Sec-WebSocket-Accept: %s\r\n\r\n",
+			    accept);
+	log_debug("signaling: %s: WebSocket open, peer %s", c->remote, c->peer.id);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		ws_read(c->bev, c); /* frames sent right behind the head */
+}
+
+static void http_dispatch(struct signal_conn *c, const struct signal_http_req *r)
+{
+	int head_only = strcmp(r->method, "HEAD") == 0;
+	size_t plen = strcspn(r->target, "?");
+
+	if (signal_http_wants_ws(r)) {
+		http_upgrade(c, r);
+	} else if (strcmp(r->method, "GET") != 0 && !head_only) {
+		http_error(c, 405, "Allow: GET, HEAD\r\n");
+	} else if (plen == 12 && strncmp(r->target, "/ice-servers", 12) == 0) {
+		http_ice_servers(c, head_only);
+	} else {
+		http_file(c, r, head_only);
+	}
+}
+
+static void http_read(struct bufferevent *bev, void *arg)
+{
+	struct signal_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	static __thread struct signal_http_req req;
+	int status;
+
+	if (end.pos < 0) {
+		if (evbuffer_get_length(in) > SIGNAL_HTTP_MAX_HEAD)
+			http_error(c, 431, NULL);
+		return;
+	}
+	if ((size_t)end.pos > SIGNAL_HTTP_MAX_HEAD) {
+		http_error(c, 431, NULL);
+		return;
+	}
+	status = signal_http_parse((const char *)evbuffer_pullup(in, end.pos + 4), (size_t)end.pos, &req);
+	evbuffer_drain(in, (size_t)end.pos + 4);
+	if (status != 0) {
+		http_error(c, status, NULL);
+		return;
+	}
+	log_debug("signaling: %s: %s %s", c->remote, req.method, req.target);
+	http_dispatch(c, &req);
+}
+
+static void http_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct signal_conn *c = arg;
+
+	unsigned long e;
+
+	if (what == BEV_EVENT_CONNECTED)
+		return; /* TLS handshake done */
+	if (what & BEV_EVENT_TIMEOUT) {
+		http_error(c, 408, NULL);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		while (c->tls && (e = bufferevent_get_openssl_error(bev)) != 0)
+			log_debug("signaling: %s: TLS: %s", c->remote, ERR_reason_error_string(e));
+		log_debug("signaling: %s: connection error before a request", c->remote);
+	}
+	conn_free(c);
+}
+
+/* ---- accept ----------------------------------------------------------- */
+
+static void addr_str(const struct sockaddr_storage *ss, char *host, size_t hostlen, int *port)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	*port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		*port = ntohs(s4->sin_port);
+		snprintf(host, hostlen, "%s", ip);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		*port = ntohs(s6->sin6_port);
+		snprintf(host, hostlen, "[%s]", ip);
+	} else {
+		snprintf(host, hostlen, "%s", ip);
+	}
+}
+
+static void conn_addresses(struct signal_conn *c, evutil_socket_t fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char h[INET6_ADDRSTRLEN + 3];
+	int port;
+
+	snprintf(c->host, sizeof(c->host), "127.0.0.1");
+	snprintf(c->remote, sizeof(c->remote), "?");
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		addr_str(&ss, c->host, sizeof(c->host), &port);
+	sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		addr_str(&ss, h, sizeof(h), &port);
+		snprintf(c->remote, sizeof(c->remote), "%s:%d", h, port);
+	}
+}
+
+int signal_conn_new(struct signal_ctx *ctx, evutil_socket_t fd, SSL_CTX *tls)
+{
+	struct timeval tv = {HEAD_TIMEOUT_SEC, 0};
+	struct signal_conn *c;
+	SSL *ssl = NULL;
+
+	if ((ctx->cfg->max_connections > 0 && ctx->nconns >= (size_t)ctx->cfg->max_connections) ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		log_warnx("signaling: too many connections; refusing one");
+		evutil_closesocket(fd);
+		return -1;
+	}
+	c->ctx = ctx;
+	conn_addresses(c, fd);
+	if (tls != NULL && (ssl = SSL_new(tls)) != NULL) {
+		c->tls = 1;
+		c->bev = bufferevent_openssl_socket_new(ctx->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							 BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else if (tls == NULL) {
+		c->bev = bufferevent_socket_new(ctx->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (c->bev == NULL) {
+		if (ssl != NULL)
+			SSL_free(ssl);
+		evutil_closesocket(fd);
+		free(c);
+		return -1;
+	}
+	c->next = ctx->conns;
+	if (ctx->conns != NULL)
+		ctx->conns->prev = c;
+	ctx->conns = c;
+	ctx->nconns++;
+	bufferevent_setcb(c->bev, http_read, NULL, http_event, c);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return 0;
+}

@@ -1,0 +1,253 @@
+/* signal_server.c -- the signaling thread: its event_base, the HTTP /
+ * WebSocket listeners, the wake-up eventfd that carries stop and TLS reload
+ * requests from other threads, and start/stop. Connections are in
+ * signal_conn.c, rooms in signal_room.c (docs/signaling.md, docs/threads.md).
+ */
+#include "signal/signal_server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netdb.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "signal/signal_conn.h"
+#include "signal/signal_ice.h"
+#include "signal/signal_room.h"
+
+#define MAX_LISTENERS (CONFIG_MAX_LISTEN + 1)
+
+struct signal_server {
+	struct signal_ctx ctx;           /* rooms, connections: thread-owned */
+	struct evconnlistener *lst[MAX_LISTENERS];
+	size_t nlst;
+	SSL_CTX *tls;                    /* thread-owned once running; NULL: plain HTTP */
+	int efd;                         /* eventfd: wakes the thread */
+	struct event *wake;
+	pthread_t thread;
+	int running;                     /* thread started */
+
+	pthread_mutex_t mu;              /* protects the two fields below */
+	int stop;
+	SSL_CTX *pending_tls;            /* from signal_set_tls, not yet taken */
+};
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct signal_server *s = arg;
+
+	signal_conn_new(&s->ctx, fd, s->tls);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	log_warn("signaling: accept");
+}
+
+/* Runs on the signaling thread when another thread wrote the eventfd. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct signal_server *s = arg;
+	uint64_t v;
+	SSL_CTX *tls;
+	int stop;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("signaling: eventfd read");
+	pthread_mutex_lock(&s->mu);
+	stop = s->stop;
+	tls = s->pending_tls;
+	s->pending_tls = NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (tls != NULL) {
+		if (s->tls != NULL) {
+			SSL_CTX_free(s->tls);
+			s->tls = tls;
+			log_info("signaling: new TLS certificate in use");
+		} else {
+			SSL_CTX_free(tls); /* signaling-tls is off */
+		}
+	}
+	if (stop)
+		event_base_loopbreak(s->ctx.base);
+}
+
+static void *signal_thread(void *arg)
+{
+	struct signal_server *s = arg;
+
+	event_base_dispatch(s->ctx.base);
+	signal_conn_free_all(&s->ctx);
+	return NULL;
+}
+
+/* Binds one listener on ip (a literal), port. Returns 0, or -1 with err. */
+static int listen_on(struct signal_server *s, const char *ip, int port, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai;
+	char portstr[16];
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+	int rc;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((rc = getaddrinfo(ip, portstr, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "signaling: '%s' is not an IP address: %s", ip, gai_strerror(rc));
+		return -1;
+	}
+	if (ai->ai_family == AF_INET6)
+		flags |= LEV_OPT_BIND_IPV6ONLY;
+	s->lst[s->nlst] = evconnlistener_new_bind(s->ctx.base, on_accept, s, flags, 128, ai->ai_addr,
+						  (int)ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (s->lst[s->nlst] == NULL) {
+		snprintf(err, errlen, "signaling: cannot listen on %s%s%s port %d: %s",
+			 strchr(ip, ':') ? "[" : "", ip, strchr(ip, ':') ? "]" : "", port, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(s->lst[s->nlst], on_accept_error);
+	s->nlst++;
+	log_info("signaling: listening for %s on %s%s%s port %d", s->tls != NULL ? "https/wss" : "http/ws",
+		 strchr(ip, ':') ? "[" : "", ip, strchr(ip, ':') ? "]" : "", port);
+	return 0;
+}
+
+static int listen_all(struct signal_server *s, const struct config *cfg, char *err, size_t errlen)
+{
+	size_t i;
+
+	if (cfg->n_listening_ip == 0) {
+		if (listen_on(s, "0.0.0.0", cfg->signaling_port, err, errlen) < 0)
+			return -1;
+		if (listen_on(s, "::", cfg->signaling_port, err, errlen) < 0)
+			log_warnx("%s; signaling on IPv4 only", err);
+		return 0;
+	}
+	for (i = 0; i < cfg->n_listening_ip && i < CONFIG_MAX_LISTEN; i++)
+		if (listen_on(s, cfg->listening_ip[i], cfg->signaling_port, err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+/* Frees what signal_start built; the thread must not be running. */
+static void server_free(struct signal_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nlst; i++)
+		evconnlistener_free(s->lst[i]);
+	signal_conn_free_all(&s->ctx);
+	signal_ice_free(s->ctx.ice);
+	signal_rooms_free(s->ctx.rooms);
+	if (s->wake != NULL)
+		event_free(s->wake);
+	if (s->efd >= 0)
+		close(s->efd);
+	if (s->ctx.base != NULL)
+		event_base_free(s->ctx.base);
+	SSL_CTX_free(s->tls);
+	SSL_CTX_free(s->pending_tls);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+static int server_init(struct signal_server *s, const struct config *cfg, char *err, size_t errlen)
+{
+	struct event_config *ec = event_config_new();
+
+	if (ec != NULL) {
+		event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+		s->ctx.base = event_base_new_with_config(ec);
+		event_config_free(ec);
+	}
+	if (s->ctx.base == NULL) {
+		snprintf(err, errlen, "signaling: cannot create an event base");
+		return -1;
+	}
+	s->ctx.cfg = cfg;
+	if ((s->ctx.rooms = signal_rooms_new((size_t)cfg->signaling_room_size, signal_conn_send_text)) == NULL) {
+		snprintf(err, errlen, "signaling: out of memory");
+		return -1;
+	}
+	if ((s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    (s->wake = event_new(s->ctx.base, s->efd, EV_READ | EV_PERSIST, on_wake, s)) == NULL ||
+	    event_add(s->wake, NULL) < 0) {
+		snprintf(err, errlen, "signaling: cannot set up the wake-up eventfd: %s", strerror(errno));
+		return -1;
+	}
+	if ((s->ctx.ice = signal_ice_new(cfg, s->ctx.base, err, errlen)) == NULL)
+		return -1;
+	return listen_all(s, cfg, err, errlen);
+}
+
+struct signal_server *signal_start(const struct config *cfg, SSL_CTX *tls, char *err, size_t errlen)
+{
+	struct signal_server *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (s == NULL) {
+		snprintf(err, errlen, "signaling: out of memory");
+		return NULL;
+	}
+	s->efd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	if (cfg->signaling_tls) {
+		if (tls == NULL) {
+			snprintf(err, errlen, "signaling-tls needs a TLS certificate ('cert' and 'pkey')");
+			server_free(s);
+			return NULL;
+		}
+		SSL_CTX_up_ref(tls);
+		s->tls = tls;
+	}
+	if (server_init(s, cfg, err, errlen) < 0) {
+		server_free(s);
+		return NULL;
+	}
+	if ((rc = pthread_create(&s->thread, NULL, signal_thread, s)) != 0) {
+		snprintf(err, errlen, "signaling: cannot start the thread: %s", strerror(rc));
+		server_free(s);
+		return NULL;
+	}
+	s->running = 1;
+	return s;
+}
+
+static void wake(struct signal_server *s)
+{
+	uint64_t one = 1;
+
+	if (write(s->efd, &one, sizeof(one)) < 0)
+		log_warn("signaling: eventfd write");
+}
+
+void signal_stop(struct signal_server *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = 1;
+	pthread_mutex_unlock(&s->mu);
+	wake(s);
+	if (s->running)
+		pthread_join(s->thread, NULL);
+	server_free(s);
+}
+
+void signal_set_tls(struct signal_server *s, SSL_CTX *ctx)
+{
+	if (s == NULL || ctx == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	SSL_CTX_free(s->pending_tls);
+	s->pending_tls = ctx;
+	pthread_mutex_unlock(&s->mu);
+	wake(s);
+}

@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+// End-to-end test (TAP) of the demo page: headless Chromium opens the room
+// link of turnstone's own page (GET / on the signaling port) in two browser
+// contexts with fake camera and microphone, relay only; the pages signal
+// through turnstone's WebSocket, take the TURN credentials from "joined",
+// and each must decode the other's video (getStats framesDecoded growing)
+// over a relay<->relay candidate pair.  call.sh starts the server.
+//
+// Environment: SIG_PORT (signaling port on 127.0.0.1, required),
+//   TURN_PORT (required), CHROMIUM_BIN (default /usr/lib/chromium/chromium),
+//   CALL_TIMEOUT_MS (default 60000).
+// Options: --count, --fail-all REASON.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+
+const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/lib/chromium/chromium';
+const TIMEOUT_MS = Number(process.env.CALL_TIMEOUT_MS || 60000);
+
+const TESTS = [
+  ['chromium', 'Chromium binary exists and launches'],
+  ['cmdline', 'Chromium command line has the loopback-only and fake-media switches, one --disable-features incl. WebRtcHideLocalIpsWithMdns, a fresh user-data-dir'],
+  ['page-a', 'page A (context 1) loads the room link from turnstone with relay only checked'],
+  ['page-b', 'page B (context 2) loads the same room link'],
+  ['joined', 'both pages joined the room and got TURN credentials in iceServers'],
+  ['connected-a', 'page A: RTCPeerConnection reaches connected'],
+  ['connected-b', 'page B: RTCPeerConnection reaches connected'],
+  ['video-a', 'page A plays B\'s video: framesDecoded grows, <video> has a size and plays'],
+  ['video-b', 'page B plays A\'s video: framesDecoded grows, <video> has a size and plays'],
+  ['relay-a', 'page A: selected candidate pair is relay <-> relay through 127.0.0.1'],
+  ['relay-b', 'page B: selected candidate pair is relay <-> relay through 127.0.0.1'],
+  ['status', 'the status lines show connected and the relay candidate type'],
+  ['hangup', 'B hangs up: A gets peer-left and removes B\'s video'],
+];
+
+const argv = process.argv.slice(2);
+let n = 0, failed = 0;
+const done = new Set();
+function diag(s) { if (s) for (const l of String(s).split('\n')) console.log('# ' + l); }
+function report(name, ok, info) {
+  n++;
+  done.add(name);
+  console.log(`${ok ? 'ok' : 'not ok'} ${n} - ${TESTS.find(t => t[0] === name)[1]}`);
+  if (!ok) failed++;
+  if (info) diag(info);
+}
+if (argv[0] === '--count') { console.log(TESTS.length); process.exit(0); }
+if (argv[0] === '--fail-all') {
+  console.log(`1..${TESTS.length}`);
+  for (const [name] of TESTS) report(name, false, 'not run: ' + argv[1]);
+  process.exit(1);
+}
+console.log(`1..${TESTS.length}`);
+
+// Same launch hygiene as tests/browser/relay.mjs (playwright-core 1.65.1):
+// Chromium honours only the LAST --disable-features, so playwright's own is
+// dropped and this one list is passed.
+const PLAYWRIGHT_DISABLED_FEATURES = [
+  'AvoidUnnecessaryBeforeUnloadCheckSync', 'DestroyProfileOnBrowserClose',
+  'HttpsUpgrades', 'HttpsFirstBalancedModeAutoEnable', 'LensOverlay',
+  'MediaRouter', 'PaintHolding', 'ThirdPartyStoragePartitioning',
+  'AvoidCorsURLLoaderRestartOnRedirect', 'TcpPortRandomizationWin',
+  'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled',
+  'PreconnectToSearch', 'msForceBrowserSignIn',
+  'msEdgeUpdateLaunchServicesPreferredVersion',
+];
+const OUR_DISABLED_FEATURES = [
+  'WebRtcHideLocalIpsWithMdns',
+  'Translate', 'AutofillServerCommunication', 'DialMediaRouteProvider',
+  'CertificateTransparencyComponentUpdater', 'OptimizationGuideModelDownloading',
+  'InterestFeedContentSuggestions',
+];
+const DISABLE_FEATURES = '--disable-features=' + [...PLAYWRIGHT_DISABLED_FEATURES, ...OUR_DISABLED_FEATURES].join(',');
+const REQUIRED_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--disable-quic',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+  '--dns-prefetch-disable', '--disable-extensions', '--no-pings',
+  '--allow-loopback-in-peer-connection',
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+];
+const EXTRA_ARGS = [
+  '--disable-default-apps', '--disable-domain-reliability',
+  '--disable-client-side-phishing-detection', '--no-default-browser-check',
+  '--disable-breakpad', '--disable-crash-reporter', '--metrics-recording-only',
+  '--no-proxy-server',
+];
+
+function childPids(ppid) {
+  const out = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+function cmdlineOf(pid) {
+  try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean); } catch { return null; }
+}
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+
+let browser = null, chromiumPid = null, cleanedUp = false;
+async function cleanup() {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  if (browser) {
+    const closing = browser.close().catch(() => {});
+    if (await Promise.race([closing.then(() => 'closed'), sleep(5000).then(() => 'timeout')]) === 'timeout') diag('Chromium did not close within 5 s');
+  }
+  const pids = new Set(chromiumPid ? [chromiumPid] : []);
+  for (const p of childPids(process.pid)) if (cmdlineOf(p)?.[0] === CHROMIUM_BIN) pids.add(p);
+  for (const p of pids) {
+    if (!cmdlineOf(p)) continue;
+    try { process.kill(p, 'SIGKILL'); diag(`killed Chromium pid ${p}`); } catch { /* gone */ }
+  }
+}
+
+// What the test reads from a page (window.turnstone is app.js's state).
+async function pageState(page) {
+  return page.evaluate(async () => {
+    const s = window.turnstone;
+    const out = { id: s.id, wsState: s.wsState, error: s.error, iceServers: s.iceServers, peers: {},
+                  status: document.getElementById('status').textContent,
+                  relayChecked: document.getElementById('relay-only').checked };
+    for (const [id, p] of s.peers) {
+      const stats = await p.pc.getStats();
+      let pair = null, frames = 0;
+      stats.forEach(x => {
+        if (x.type === 'transport' && x.selectedCandidatePairId) pair = stats.get(x.selectedCandidatePairId);
+        if (x.type === 'inbound-rtp' && x.kind === 'video') frames = x.framesDecoded || 0;
+      });
+      const cand = (c) => c && { type: c.candidateType, address: c.address ?? c.ip, port: c.port, relayProtocol: c.relayProtocol };
+      const v = p.video;
+      out.peers[id] = { conn: p.pc.connectionState, policy: p.pc.getConfiguration().iceTransportPolicy, frames,
+                        local: pair && cand(stats.get(pair.localCandidateId)),
+                        remote: pair && cand(stats.get(pair.remoteCandidateId)),
+                        video: v ? { w: v.videoWidth, h: v.videoHeight, paused: v.paused, t: v.currentTime } : null };
+    }
+    out.videoCount = document.querySelectorAll('#videos video').length;
+    return out;
+  });
+}
+
+async function waitState(page, what, cond, ms) {
+  const t0 = Date.now();
+  let s;
+  for (;;) {
+    s = await pageState(page);
+    if (cond(s)) return s;
+    if (Date.now() - t0 > ms) throw Object.assign(new Error(`timed out after ${ms} ms waiting for ${what}`), { state: s });
+    await sleep(250);
+  }
+}
+
+async function main() {
+  const port = Number(process.env.SIG_PORT);
+  if (!port) throw new Error('SIG_PORT is not set');
+  let chromium;
+  try { ({ chromium } = await import('playwright-core')); } catch (e) {
+    report('chromium', false, `cannot load playwright-core (npm ci in tests/signaling): ${e.message}`); return;
+  }
+  try { fs.accessSync(CHROMIUM_BIN, fs.constants.X_OK); } catch {
+    report('chromium', false, `Chromium binary ${CHROMIUM_BIN} not found or not executable`); return;
+  }
+  const before = new Set(childPids(process.pid));
+  const t0 = Date.now();
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM_BIN, headless: true,
+      args: [...REQUIRED_ARGS, ...EXTRA_ARGS, DISABLE_FEATURES],
+      ignoreDefaultArgs: ['--disable-features=' + PLAYWRIGHT_DISABLED_FEATURES.join(',')],
+      timeout: 30000,
+    });
+  } catch (e) { report('chromium', false, `launch failed: ${e.message}`); return; }
+  for (const p of childPids(process.pid).filter(p => !before.has(p))) {
+    if (cmdlineOf(p)?.[0] === CHROMIUM_BIN) { chromiumPid = p; break; }
+  }
+  report('chromium', true, `${CHROMIUM_BIN} ${browser.version()}, pid ${chromiumPid ?? '?'}`);
+
+  {
+    const cl = chromiumPid ? cmdlineOf(chromiumPid) : null;
+    const problems = [];
+    if (!cl) problems.push('could not read the Chromium process command line');
+    else {
+      for (const a of REQUIRED_ARGS) if (!cl.includes(a)) problems.push(`missing ${a}`);
+      const df = cl.filter(a => a.startsWith('--disable-features'));
+      if (df.length !== 1) problems.push(`${df.length} --disable-features switches: ${df.join(' ')}`);
+      else if (!df[0].split('=')[1].split(',').includes('WebRtcHideLocalIpsWithMdns')) problems.push('WebRtcHideLocalIpsWithMdns not disabled');
+      const ud = cl.filter(a => a.startsWith('--user-data-dir='));
+      const dir = ud.length === 1 ? ud[0].slice('--user-data-dir='.length) : null;
+      let fresh = false;
+      try { fresh = dir.startsWith(os.tmpdir()) && fs.statSync(dir).birthtimeMs >= t0 - 1000; } catch { /* no dir */ }
+      if (!fresh) problems.push(`user-data-dir not a fresh temporary directory: ${ud.join(' ')}`);
+    }
+    report('cmdline', problems.length === 0, problems.join('\n'));
+  }
+
+  const room = 'e2e-' + crypto.randomBytes(4).toString('hex');
+  const url = `http://127.0.0.1:${port}/?room=${room}&relay=1`;
+  const pages = [];
+  const logs = [[], []];
+  for (const [i, name] of [[0, 'page-a'], [1, 'page-b']]) {
+    try {
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      page.on('console', m => logs[i].push(`console.${m.type()}: ${m.text()}`));
+      page.on('pageerror', e => logs[i].push(`pageerror: ${e.message}`));
+      await page.goto(url, { timeout: 15000 });
+      const s = await waitState(page, 'window.turnstone', () => true, 5000);
+      pages.push(page);
+      report(name, s.relayChecked === true, `${url}${s.relayChecked ? '' : ': relay only not checked'}`);
+    } catch (e) { report(name, false, `${url}: ${e.message}\n${logs[i].join('\n')}`); return; }
+  }
+  const [A, B] = pages;
+  const dump = async (p, i) => { try { return JSON.stringify(await pageState(p), null, 1) + '\n' + logs[i].join('\n'); } catch (e) { return String(e); } };
+  const stage = Math.max(10000, TIMEOUT_MS / 3);
+
+  try {
+    const ss = [];
+    for (const p of pages) ss.push(await waitState(p, 'joined', s => s.id && s.iceServers.length > 0, stage));
+    const probs = [];
+    for (const [i, s] of ss.entries()) {
+      const turn = s.iceServers.find(x => [].concat(x.urls).some(u => u.startsWith('turn:')));
+      if (!turn || !turn.username || !turn.credential) probs.push(`page ${'AB'[i]}: no TURN credentials in ${JSON.stringify(s.iceServers)}`);
+      else diag(`page ${'AB'[i]} ${s.id}: TURN ${[].concat(turn.urls).join(' ')} as ${turn.username}`);
+    }
+    report('joined', probs.length === 0, probs.join('\n'));
+  } catch (e) { report('joined', false, `${e.message}\n${await dump(A, 0)}\n${await dump(B, 1)}`); return; }
+
+  const one = (s) => Object.values(s.peers)[0];
+  for (const [i, page] of pages.entries()) {
+    const name = `connected-${'ab'[i]}`;
+    try {
+      const s = await waitState(page, 'connected', s => one(s)?.conn === 'connected', stage);
+      report(name, one(s).policy === 'relay', `policy ${one(s).policy}`);
+    } catch (e) { report(name, false, `${e.message}\n${await dump(page, i)}`); }
+  }
+  for (const [i, page] of pages.entries()) {
+    const name = `video-${'ab'[i]}`;
+    try {
+      const s1 = await waitState(page, 'frames decoded', s => one(s)?.frames > 0 && one(s)?.video?.w > 0, stage);
+      await sleep(1500);
+      const s2 = await pageState(page);
+      const p1 = one(s1), p2 = one(s2);
+      const ok = p2.frames > p1.frames && !p2.video.paused && p2.video.t > p1.video.t;
+      report(name, ok, `framesDecoded ${p1.frames} -> ${p2.frames} in 1.5 s, video ${p2.video.w}x${p2.video.h}, paused ${p2.video.paused}, currentTime ${p1.video.t.toFixed(2)} -> ${p2.video.t.toFixed(2)}`);
+    } catch (e) { report(name, false, `${e.message}\n${await dump(page, i)}`); }
+  }
+  for (const [i, page] of pages.entries()) {
+    const name = `relay-${'ab'[i]}`;
+    try {
+      const p = one(await pageState(page));
+      const fmt = (c) => c ? `${c.type} ${c.address}:${c.port}${c.relayProtocol ? ' via ' + c.relayProtocol : ''}` : '(none)';
+      const ok = p.local?.type === 'relay' && p.remote?.type === 'relay' && p.local.address === '127.0.0.1' && p.remote.address === '127.0.0.1';
+      report(name, ok, `selected pair: ${fmt(p.local)} -> ${fmt(p.remote)}`);
+    } catch (e) { report(name, false, e.message); }
+  }
+  try {
+    await sleep(1200); // the page refreshes its status line every second
+    const st = [];
+    for (const p of pages) st.push((await pageState(p)).status);
+    const ok = st.every(s => /: connected, selected candidates relay ↔ relay/.test(s));
+    report('status', ok, st.join('\n---\n'));
+  } catch (e) { report('status', false, e.message); }
+  try {
+    const bid = (await pageState(B)).id;
+    await B.click('#hangup');
+    const s = await waitState(A, 'peer-left', s => !s.peers[bid] && s.videoCount === 1, 5000);
+    report('hangup', true, `A has ${Object.keys(s.peers).length} peer(s), ${s.videoCount} video element(s)`);
+  } catch (e) { report('hangup', false, `${e.message}\n${await dump(A, 0)}`); }
+}
+
+const killer = setTimeout(() => { diag(`whole-test timeout ${TIMEOUT_MS + 30000} ms`); finish(); }, TIMEOUT_MS + 30000);
+async function finish() {
+  clearTimeout(killer);
+  await cleanup();
+  for (const [name] of TESTS) if (!done.has(name)) report(name, false, 'not reached');
+  process.exit(failed ? 1 : 0);
+}
+main().catch(e => diag('fatal: ' + (e.stack || e))).finally(finish);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# End-to-end video call test (TAP): starts turnstone on 127.0.0.1 (TURN on
+# a random free port with a random 200-port relay window, REST secret,
+# signaling on another random port serving share/www), checks it answers
+# STUN and HTTP, then runs call.mjs: two headless Chromium contexts open the
+# demo room relay-only and must see each other's video through turnstone.
+set -u
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
+trap cleanup EXIT
+trap 'say "# interrupted"; failed=1; exit 1' INT TERM HUP
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/turnstone-call.XXXXXX") || exit 1
+
+pre=("node is installed" "ws and playwright-core are installed in tests/signaling/node_modules"
+     "server binary exists and is executable" "server answers GET /ice-servers and a STUN Binding on 127.0.0.1")
+post="server is still running after the browser test"
+
+if ! command -v node >/dev/null 2>&1; then
+  say "1..1"; not_ok "${pre[0]}"; exit 1
+fi
+n_js=$(node "$sig_dir/call.mjs" --count 2>"$workdir/count.err")
+if ! [[ "$n_js" =~ ^[0-9]+$ ]]; then
+  say "1..1"; not_ok "call.mjs --count works"; diag <"$workdir/count.err"; exit 1
+fi
+say "1..$((${#pre[@]} + n_js + 1))"
+
+renumber() {
+  local l
+  while IFS= read -r l; do
+    if [[ "$l" =~ ^(ok|not\ ok)\ ([0-9]+)(.*)$ ]]; then
+      say "${BASH_REMATCH[1]} $((BASH_REMATCH[2] + t))${BASH_REMATCH[3]}"
+    elif ! [[ "$l" =~ ^1\.\. ]]; then
+      say "$l"
+    fi
+  done
+}
+
+fail_rest() {
+  while [ "$t" -lt "${#pre[@]}" ]; do not_ok "${pre[$t]}"; say "# not reached: $1"; done
+  node "$sig_dir/call.mjs" --fail-all "$1" | renumber
+  t=$((t + n_js)); not_ok "$post"; exit 1
+}
+
+ok "${pre[0]}"
+if npm_setup; then ok "${pre[1]}"; else not_ok "${pre[1]}"; fail_rest "npm ci failed"; fi
+if [ -x "$server_bin" ] && [ -f "$server_bin" ]; then ok "${pre[2]}"; else
+  not_ok "${pre[2]}"; say "# $server_bin missing"; fail_rest "no server binary"; fi
+
+read -r relay_min relay_max < <(node "$util" relay-window 200)
+turn_port=$(node "$util" free-port udp,tcp "${relay_min:-0}" "${relay_max:-0}")
+sig_port=$(node "$util" free-port tcp "${relay_min:-0}" "${relay_max:-0}" "${turn_port:-0}")
+if ! [[ "${relay_min:-}" =~ ^[0-9]+$ && "${relay_max:-}" =~ ^[0-9]+$ &&
+        "${turn_port:-}" =~ ^[0-9]+$ && "${sig_port:-}" =~ ^[0-9]+$ ]]; then
+  not_ok "${pre[3]}"; fail_rest "could not pick free ports"
+fi
+secret=$(node -e 'console.log(require("crypto").randomBytes(12).toString("hex"))')
+if start_server --listening-ip=127.0.0.1 --listening-port="$turn_port" --relay-ip=127.0.0.1 \
+     --min-port="$relay_min" --max-port="$relay_max" --allow-loopback-peers --no-tls --relay-threads=2 \
+     --realm=turnstone.test --use-auth-secret --static-auth-secret="$secret" \
+     --signaling-port="$sig_port" --signaling-root="$top/share/www" &&
+   node "$util" stun-ping 127.0.0.1 "$turn_port" 3000 >"$workdir/ping.out" 2>&1; then
+  ok "${pre[3]}"
+  diag <"$workdir/ping.out"
+else
+  not_ok "${pre[3]}"; diag <"$workdir/ping.out" 2>/dev/null; fail_rest "server did not start"
+fi
+
+export SIG_PORT=$sig_port TURN_PORT=$turn_port
+(cd "$node_dir" && exec timeout -k 10 150 node call.mjs) >"$workdir/js.out" 2>&1 &
+node_pid=$!
+wait "$node_pid"
+node_rc=$?
+node_pid=""
+renumber <"$workdir/js.out"
+t=$((t + n_js))
+[ "$node_rc" = 0 ] || { failed=1; say "# call.mjs exited with status $node_rc"; }
+if [ "$(grep -cE '^(ok|not ok) ' "$workdir/js.out")" != "$n_js" ]; then
+  failed=1; say "# call.mjs printed the wrong number of results"
+fi
+
+if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then ok "$post"; else not_ok "$post"; fi
+[ "$failed" = 0 ]

@@ -1,0 +1,105 @@
+# tests/signaling/common.sh -- sourced by protocol.sh and call.sh: TAP
+# helpers, npm ci, free ports, starting turnstone with signaling on
+# 127.0.0.1 and stopping it (by PID) on exit.
+#
+# Environment: TURNSTONE_BIN, TOP_SRCDIR, TOP_BUILDDIR as in tests/browser.
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=${TOP_SRCDIR:-$(cd "$here/../.." && pwd)}
+top=$(cd "$top" && pwd)
+build=${TOP_BUILDDIR:-$top}
+sig_dir="$top/tests/signaling"
+util="$top/tests/browser/util.mjs"
+server_bin=${TURNSTONE_BIN:-$build/src/turnstone}
+
+t=0
+failed=0
+server_pid=""
+node_pid=""
+workdir=""
+
+say()    { printf '%s\n' "$*"; }
+diag()   { sed -e 's/^/# /'; }
+ok()     { t=$((t + 1)); say "ok $t - $1"; }
+not_ok() { t=$((t + 1)); say "not ok $t - $1"; failed=1; }
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then
+    kill -TERM "$node_pid" 2>/dev/null
+    wait "$node_pid" 2>/dev/null
+  fi
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null
+    for _ in $(seq 1 30); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$server_pid" 2>/dev/null; then
+      say "# server pid $server_pid ignored SIGTERM for 3 s; sending SIGKILL"
+      kill -KILL "$server_pid" 2>/dev/null
+    fi
+    wait "$server_pid" 2>/dev/null
+    say "# server pid $server_pid exit status after SIGTERM: $?"
+    if compgen -G "$build/sanitizer/*san.$server_pid*" >/dev/null; then
+      for f in "$build"/sanitizer/*san."$server_pid"*; do
+        say "# ---- sanitizer report $f ----"
+        diag <"$f"
+      done
+      [ "$rc" != 0 ] || rc=1
+    fi
+  fi
+  if [ "$failed" != 0 ] || [ "$rc" != 0 ]; then
+    if [ -n "$workdir" ] && [ -s "$workdir/server.log" ]; then
+      say "# ---- server log (last 150 lines) ----"
+      tail -n 150 "$workdir/server.log" | diag
+    fi
+    [ "$rc" != 0 ] || rc=1
+  fi
+  [ -n "$workdir" ] && rm -rf "$workdir"
+  exit "$rc"
+}
+
+# npm ci into tests/signaling (or a copy in the build tree when the source
+# tree is read-only). Sets node_dir. Returns 0 when ws and playwright-core load.
+npm_setup() {
+  node_dir=$sig_dir
+  if [ ! -f "$sig_dir/node_modules/ws/package.json" ] && [ ! -w "$sig_dir" ]; then
+    node_dir="$build/tests/signaling"
+    mkdir -p "$node_dir" && cp "$sig_dir"/package.json "$sig_dir"/package-lock.json "$sig_dir"/*.mjs "$node_dir/" &&
+      chmod u+w "$node_dir"/*
+  fi
+  if [ ! -f "$node_dir/node_modules/ws/package.json" ] ||
+     [ ! -f "$node_dir/node_modules/playwright-core/package.json" ]; then
+    say "# node_modules missing: running npm ci in $node_dir"
+    (cd "$node_dir" && npm ci --no-audit --no-fund --no-update-notifier) >"$workdir/npm.log" 2>&1
+    diag <"$workdir/npm.log"
+  fi
+  [ -f "$node_dir/node_modules/ws/package.json" ] && [ -f "$node_dir/node_modules/playwright-core/package.json" ]
+}
+
+# start_server ARGS...: starts $server_bin with ARGS (output in
+# $workdir/server.log) and waits up to 15 s until GET /ice-servers answers on
+# 127.0.0.1:$sig_port. Returns 0 when it does.
+start_server() {
+  say "# starting: $server_bin $*"
+  "$server_bin" "$@" >"$workdir/server.log" 2>&1 </dev/null &
+  server_pid=$!
+  local deadline=$((SECONDS + 15))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      wait "$server_pid"
+      say "# server exited early with status $?"
+      server_pid=""
+      return 1
+    fi
+    if node -e '
+      fetch(process.argv[1]).then(r => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1));
+      setTimeout(() => process.exit(1), 1000);' "http://127.0.0.1:$sig_port/ice-servers" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  return 1
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Signaling protocol tests (TAP): starts turnstone with the signaling
+# endpoint on a random free 127.0.0.1 port (small room size, rate and idle
+# timeout so the limits are quick to reach) and runs protocol.mjs against it
+# with the npm "ws" client (installed by npm ci from package-lock.json).
+set -u
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
+trap cleanup EXIT
+trap 'say "# interrupted"; failed=1; exit 1' INT TERM HUP
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/turnstone-signaling.XXXXXX") || exit 1
+
+pre=("node is installed" "ws and playwright-core are installed in tests/signaling/node_modules"
+     "server binary exists and is executable" "server starts and serves GET /ice-servers on 127.0.0.1")
+post="server is still running after the protocol tests"
+
+if ! command -v node >/dev/null 2>&1; then
+  say "1..1"; not_ok "${pre[0]}"; exit 1
+fi
+n_js=$(node "$sig_dir/protocol.mjs" --count 2>"$workdir/count.err")
+if ! [[ "$n_js" =~ ^[0-9]+$ ]]; then
+  say "1..1"; not_ok "protocol.mjs --count works"; diag <"$workdir/count.err"; exit 1
+fi
+say "1..$((${#pre[@]} + n_js + 1))"
+
+# Prints protocol.mjs's TAP lines from stdin numbered on after ours.
+renumber() {
+  local l
+  while IFS= read -r l; do
+    if [[ "$l" =~ ^(ok|not\ ok)\ ([0-9]+)(.*)$ ]]; then
+      say "${BASH_REMATCH[1]} $((BASH_REMATCH[2] + t))${BASH_REMATCH[3]}"
+    elif ! [[ "$l" =~ ^1\.\. ]]; then
+      say "$l"
+    fi
+  done
+}
+
+# Emits every remaining test as failed (we cannot get that far) and exits.
+fail_rest() {
+  while [ "$t" -lt "${#pre[@]}" ]; do not_ok "${pre[$t]}"; say "# not reached: $1"; done
+  node "$sig_dir/protocol.mjs" --fail-all "$1" | renumber
+  t=$((t + n_js)); not_ok "$post"; exit 1
+}
+
+ok "${pre[0]}"
+if npm_setup; then ok "${pre[1]}"; else not_ok "${pre[1]}"; fail_rest "npm ci failed"; fi
+if [ -x "$server_bin" ] && [ -f "$server_bin" ]; then ok "${pre[2]}"; else
+  not_ok "${pre[2]}"; say "# $server_bin missing"; fail_rest "no server binary"; fi
+
+turn_port=$(node "$util" free-port udp,tcp 0 0)
+sig_port=$(node "$util" free-port tcp 0 0 "$turn_port")
+if ! [[ "${turn_port:-}" =~ ^[0-9]+$ && "${sig_port:-}" =~ ^[0-9]+$ ]]; then
+  not_ok "${pre[3]}"; fail_rest "could not pick free ports"
+fi
+secret=$(node -e 'console.log(require("crypto").randomBytes(12).toString("hex"))')
+origin="http://allowed.test"
+room_size=3 rate=20 idle=5 ttl=600 max_message=65536
+if start_server --listening-ip=127.0.0.1 --listening-port="$turn_port" --no-tls --realm=turnstone.test \
+     --relay-threads=1 --use-auth-secret --static-auth-secret="$secret" \
+     --signaling-port="$sig_port" --signaling-root="$top/share/www" --signaling-origin="$origin" \
+     --signaling-room-size=$room_size --signaling-rate=$rate --signaling-idle-timeout=$idle \
+     --signaling-credential-ttl=$ttl --signaling-max-message=$max_message; then
+  ok "${pre[3]}"
+else
+  not_ok "${pre[3]}"; fail_rest "server did not start"
+fi
+
+export SIG_PORT=$sig_port SIG_ORIGIN=$origin TURN_PORT=$turn_port SECRET=$secret TTL=$ttl \
+  ROOM_SIZE=$room_size RATE=$rate IDLE=$idle MAX_MESSAGE=$max_message INDEX_HTML="$top/share/www/index.html"
+(cd "$node_dir" && exec timeout -k 5 120 node protocol.mjs) >"$workdir/js.out" 2>&1 &
+node_pid=$!
+wait "$node_pid"
+node_rc=$?
+node_pid=""
+renumber <"$workdir/js.out"
+t=$((t + n_js))
+[ "$node_rc" = 0 ] || { failed=1; say "# protocol.mjs exited with status $node_rc"; }
+if [ "$(grep -cE '^(ok|not ok) ' "$workdir/js.out")" != "$n_js" ]; then
+  failed=1; say "# protocol.mjs printed the wrong number of results"
+fi
+
+if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then ok "$post"; else not_ok "$post"; fi
+[ "$failed" = 0 ]
