@@ -40,6 +40,11 @@ def server(kind):
             "noloop": dict(allow_loopback=False),
             "stale": dict(allow_loopback=True, stale_nonce=2),
             "garbage": dict(allow_loopback=True),
+            "timers": dict(allow_loopback=True,
+                           extra=["--permission-lifetime=2", "--channel-lifetime=2"]),
+            "v6": dict(allow_loopback=True, ipv6=True),
+            "expiry": dict(allow_loopback=True,
+                           extra=["--default-allocate-lifetime=2", "--max-allocate-lifetime=2"]),
         }[kind]
         s = None
         try:
@@ -392,6 +397,84 @@ def t_data_path():
         got = c.recv_data()
         check(got is not None and got[2] == b"still-here",
               "permitted peer not delivered after stranger: %r" % (got,))
+
+
+@tap.case("Timers: an allocation expires after its lifetime, and its relayed port is freed")
+def t_alloc_expiry():
+    srv, c = allocated_client("expiry")
+    with c:
+        port = c.relayed[1]
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(("127.0.0.1", port))
+            bound = True
+        except OSError:
+            bound = False
+        probe.close()
+        check(not bound, "relayed port %d was bindable while allocated" % port)
+        time.sleep(3.5)  # lifetime 2 s + the 1 s timer tick
+        expect_error(c.create_permission(("127.0.0.1", 9)), 437, "CreatePermission after expiry")
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise AssertionError("relayed port %d still in use after expiry: %s" % (port, e))
+        finally:
+            probe.close()
+
+
+@tap.case("Timers: permissions and channels expire (--permission-lifetime=2 --channel-lifetime=2)")
+def t_perm_chan_expiry():
+    srv, c = allocated_client("timers")
+    with c, peer_socket() as peer, peer_socket() as peer2:
+        paddr, p2addr = peer.getsockname(), peer2.getsockname()
+        expect_success(c.create_permission(paddr), "CreatePermission")
+        c.send_indication(paddr, b"before")
+        data, _ = recv_from(peer)
+        check_eq(data, b"before", "Send indication within the permission lifetime")
+        ch = 0x4001
+        expect_success(c.channel_bind(ch, p2addr), "ChannelBind")
+        c.send_channel(ch, b"chan-before")
+        data, _ = recv_from(peer2)
+        check_eq(data, b"chan-before", "ChannelData within the channel lifetime")
+        time.sleep(3.5)
+        c.send_indication(paddr, b"after")
+        data, _ = recv_from(peer, timeout=1.0)
+        check(data is None, "Send indication relayed after the permission expired: %r" % (data,))
+        peer.sendto(b"in-after", tuple(c.relayed))
+        got = c.recv_data(timeout=1.0)
+        check(got is None, "peer packet delivered after the permission expired: %r" % (got,))
+        c.send_channel(ch, b"chan-after")
+        data, _ = recv_from(peer2, timeout=1.0)
+        check(data is None, "ChannelData relayed after the channel expired: %r" % (data,))
+
+
+@tap.case("IPv6: client on ::1 allocates an IPv6 relay (REQUESTED-ADDRESS-FAMILY) and relays to a ::1 peer")
+def t_ipv6():
+    srv = server("v6")
+    fam = tc.Attr.raw(tc.REQUESTED_ADDRESS_FAMILY, struct.pack("!B3x", 2))
+    with tc.TurnClient(("::1", srv.addr[1]), "alice", "secret") as c, \
+            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as peer:
+        peer.bind(("::1", 0))
+        r = c.allocate(extra=[fam])
+        expect_success(r, "Allocate over IPv6 with REQUESTED-ADDRESS-FAMILY IPv6")
+        check_eq(c.relayed[0], "::1", "relayed address family/IP")
+        paddr = peer.getsockname()[:2]
+        # an IPv4 peer on an IPv6 allocation: 443 (RFC 8656 §9)
+        expect_error(c.create_permission(("127.0.0.1", 9)), 443, "CreatePermission to an IPv4 peer")
+        expect_success(c.create_permission(paddr), "CreatePermission to [::1]")
+        c.send_indication(paddr, b"over-v6")
+        peer.settimeout(2.0)
+        data, src = peer.recvfrom(2048)
+        check_eq(data, b"over-v6", "payload at the IPv6 peer")
+        check_eq(src[1], c.relayed[1], "source port of the relayed packet")
+        peer.sendto(b"back-v6", (c.relayed[0], c.relayed[1]))
+        got = c.recv_data()
+        check(got is not None and got[2] == b"back-v6", "Data indication from the IPv6 peer: %r" % (got,))
+        # the default family is IPv4, even for a client that came over IPv6
+        with tc.TurnClient(("::1", srv.addr[1]), "alice", "secret") as c4:
+            expect_success(c4.allocate(), "Allocate over IPv6 without REQUESTED-ADDRESS-FAMILY")
+            check_eq(c4.relayed[0], "127.0.0.1", "default relayed family is IPv4")
 
 
 @tap.case("Two client ports -> two independent allocations with different relayed ports")
