@@ -455,8 +455,18 @@ static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
 		*ip = srv->ext_private;
 	else if (r->local->family == family && !netaddr_is_any(r->local))
 		*ip = *r->local;
-	else
-		return -1;
+	else {
+		/* A client that came over the other family: a listening
+		 * address of the family asked for, if one is configured. */
+		size_t i;
+
+		for (i = 0; i < srv->nlisten; i++)
+			if (srv->listen[i].family == family && !netaddr_is_any(&srv->listen[i]))
+				break;
+		if (i == srv->nlisten)
+			return -1;
+		*ip = srv->listen[i];
+	}
 	ip->port = 0;
 	return 0;
 }

@@ -10,7 +10,7 @@ set -u
 : "${TOP_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$TOP_SRCDIR/tests/lib/common.sh"
 
-tap_plan 32
+tap_plan 39
 
 for t in turnutils_uclient turnutils_peer openssl timeout python3; do
     require_tool "$t" || die "$t missing (turnutils_* come with Debian package coturn)"
@@ -70,7 +70,7 @@ PORT=$(free_udp_port 127.0.0.1) || die "no free port"
 TLSPORT=$(free_udp_port 127.0.0.1) || die "no free TLS port"
 while [ "$TLSPORT" = "$PORT" ]; do TLSPORT=$(free_udp_port 127.0.0.1) || die "no free TLS port"; done
 BASE=$(free_port_range 200) || die "no free relay range"
-if start_turnstone --listening-ip=127.0.0.1 --listening-port="$PORT" --tls-listening-port="$TLSPORT" \
+if start_turnstone --listening-ip=127.0.0.1 --listening-ip=::1 --listening-port="$PORT" --tls-listening-port="$TLSPORT" \
         --cert="$CERT" --pkey="$KEY" --relay-ip=127.0.0.1 \
         --min-port="$BASE" --max-port=$((BASE + 199)) --realm=turnstone.test \
         --user=alice:secret --user=bob:pw2 --relay-threads=2 --allow-loopback-peers \
@@ -100,7 +100,7 @@ run_uclient() {
     fi
     # in the background + wait, so a signal to this script is handled at once
     timeout 60 turnutils_uclient "$@" -u alice -w secret -r "$PEERPORT" -e 127.0.0.1 \
-        -p "$port" -n "$NMSG" -m "$NCLIENTS" 127.0.0.1 >"$UC_OUT" 2>&1 </dev/null &
+        -p "$port" -n "$NMSG" -m "$NCLIENTS" "${SERVER_IP:-127.0.0.1}" >"$UC_OUT" 2>&1 </dev/null &
     ucpid=$!
     register_pid "$ucpid"
     wait "$ucpid"
@@ -147,6 +147,9 @@ run_uclient "TCP, channels, odd length 101 (ChannelData padding)" "$PORT" no -t 
 run_uclient "TLS, channels" "$TLSPORT" yes -t -S
 run_uclient "TLS, send method (-s)" "$TLSPORT" yes -t -S -s
 run_uclient "TLS, channels, odd length 101 (ChannelData padding)" "$TLSPORT" yes -t -S -l 101
+# IPv6 clients (server on ::1 too); the relay leg stays IPv4 to the peer
+SERVER_IP=::1 run_uclient "TCP over IPv6 ([::1]), channels" "$PORT" no -t
+SERVER_IP=::1 run_uclient "TLS over IPv6 ([::1]), channels" "$TLSPORT" yes -t -S
 
 if kill -0 "$SERVER_PID" 2>/dev/null; then
     tap_ok "server still running after all client runs"
