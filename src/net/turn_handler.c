@@ -110,6 +110,8 @@ static void send_unknown(struct req *r)
 
 static void after_auth(struct req *r);
 
+#define TURN_MAX_PENDING 4096 /* requests a worker keeps waiting for Redis */
+
 /* A request parked while its key or secrets are looked up in Redis. The
  * datagram buffer is reused at once, so the request bytes are copied. */
 struct pending {
@@ -151,6 +153,7 @@ static int pending_req(struct pending *p, struct req *r)
 
 static void pending_unlink(struct pending *p)
 {
+	p->w->npending--;
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -175,10 +178,13 @@ static int parked_already(const struct req *r)
 
 static struct pending *park(struct req *r)
 {
-	struct pending *p = malloc(sizeof(*p) + r->m.len);
+	struct pending *p;
 
-	if (p == NULL)
+	/* Bounded: a flood of requests for unknown users while Redis is slow
+	 * must not grow the worker without limit; those get 500 at once. */
+	if (r->w->npending >= TURN_MAX_PENDING || (p = malloc(sizeof(*p) + r->m.len)) == NULL)
 		return NULL;
+	r->w->npending++;
 	p->w = r->w;
 	p->o = *r->o;
 	p->len = r->m.len;

@@ -104,6 +104,7 @@ struct worker {
 	struct stream_conn *conns; /* open TCP/TLS connections (list) */
 	struct auth_redis *redis;  /* this worker's Redis client, or NULL */
 	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
+	size_t npending;
 	uint32_t rng;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
 	uint8_t tx[2048];          /* response scratch buffer (answers are small) */
