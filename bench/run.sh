@@ -1,0 +1,41 @@
+#!/bin/bash
+# bench/run.sh [--quick] [--runs N] [--cases hot,scale,...] [--out DIR]
+#
+# Benchmarks turnstone against coturn and a bare forwarder on 127.0.0.1.
+# Installs nothing: it says what is missing. See bench/README.md.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+: "${TURNSTONE_BIN:=$TOP/build/src/turnstone}"
+: "${BENCH_BUILD:=$TOP/build/bench}"
+OUT="$HERE/results"
+ARGS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --out) OUT=$2; shift 2 ;;
+    --out=*) OUT=${1#--out=}; shift ;;
+    *) ARGS+=("$1"); shift ;;
+    esac
+done
+
+missing=()
+for t in turnserver gnuplot cc make python3 openssl; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+done
+[ -e /usr/include/openssl/ssl.h ] || missing+=("openssl headers")
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench: missing: ${missing[*]}" >&2
+    echo "bench: install with: apt-get install -y coturn gnuplot-nox build-essential python3 openssl libssl-dev" >&2
+    exit 2
+fi
+if [ ! -x "$TURNSTONE_BIN" ]; then
+    echo "bench: no turnstone binary at $TURNSTONE_BIN; build it first (cd build && make src/turnstone)" >&2
+    echo "bench: or set TURNSTONE_BIN" >&2
+    exit 2
+fi
+mkdir -p "$BENCH_BUILD"
+make -s -C "$HERE" OUT="$BENCH_BUILD" >&2
+# 10,000 allocations need more than 1024 descriptors per process
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+exec python3 "$HERE/run.py" --out "$OUT" --tsload "$BENCH_BUILD/tsload" --fwd "$BENCH_BUILD/fwd" \
+    --turnstone "$TURNSTONE_BIN" ${ARGS[@]+"${ARGS[@]}"}
