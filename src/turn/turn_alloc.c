@@ -211,6 +211,30 @@ struct turn_alloc *turn_table_find(const struct turn_table *t, const struct stun
 	return NULL;
 }
 
+/* Doubles the bucket array; on out of memory the table just stays as it is. */
+static void table_grow(struct turn_table *t)
+{
+	size_t n = t->nbuckets * 2, i, b;
+	struct turn_alloc **nb = calloc(n, sizeof(*nb)), *a, *next;
+	struct turn_table nt;
+
+	if (nb == NULL)
+		return;
+	nt.nbuckets = n;
+	nt.buckets = nb;
+	for (i = 0; i < t->nbuckets; i++) {
+		for (a = t->buckets[i]; a != NULL; a = next) {
+			next = a->hnext;
+			b = bucket_of(&nt, &a->client, &a->server, a->transport);
+			a->hnext = nb[b];
+			nb[b] = a;
+		}
+	}
+	free(t->buckets);
+	t->buckets = nb;
+	t->nbuckets = n;
+}
+
 struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *client,
 				  const struct stun_addr *server, uint8_t transport)
 {
@@ -219,6 +243,9 @@ struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *
 
 	if (a == NULL)
 		return NULL;
+	/* Keep chains short (about one entry) as allocations pile up. */
+	if (t->count >= t->nbuckets)
+		table_grow(t);
 	a->client = *client;
 	a->server = *server;
 	a->transport = transport;

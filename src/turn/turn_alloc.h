@@ -98,7 +98,8 @@ struct turn_table {
 	struct turn_alloc **buckets;
 };
 
-/* Creates an empty table with nbuckets (rounded up to a power of two).
+/* Creates an empty table with nbuckets (rounded up to a power of two); it
+ * doubles when it holds as many allocations as buckets.
  * Returns 0 or -1 on out of memory. */
 int turn_table_init(struct turn_table *t, size_t nbuckets);
 /* Frees the table and every allocation in it, calling release(a) first on

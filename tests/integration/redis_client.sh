@@ -43,7 +43,9 @@ rcli SET "turn/realm/$REALM/user/plain/password" "plainpw" >/dev/null
 rcli SADD "turn/realm/$REALM/secret" s1 s2 >/dev/null
 
 coproc PROBE_CO { exec "$PROBE" -v "ip=127.0.0.1 port=$REDIS_PORT dbname=0" "$REALM" 2 2>"$tmp/probe.log"; }
-register_pid "$PROBE_CO_PID"
+# bash unsets PROBE_CO_PID when the coprocess exits: keep a copy
+PROBE_PID=$PROBE_CO_PID
+register_pid "$PROBE_PID"
 exec {PIN}>&"${PROBE_CO[1]}" {POUT}<&"${PROBE_CO[0]}"
 
 KILLS=
@@ -164,7 +166,7 @@ okif "after SIGCONT lookups answer again" '[[ $REPLY == "key alice 0 "* ]]'
 okif "no callback was called from inside the call that started it" '[[ $KILLS != *REENTERED* ]] && ! grep -q REENTERED "$tmp/probe.log"'
 
 echo quit >&"$PIN"
-wait "$PROBE_CO_PID"
+wait "$PROBE_PID"
 st=$?
 okif "the probe frees everything and exits 0 (status $st)" '[ "$st" = 0 ]'
 if [ "$TAP_FAILED" -gt 0 ]; then

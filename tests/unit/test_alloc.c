@@ -166,6 +166,8 @@ static void test_table(void **state)
 		assert_non_null(turn_table_add(&t, &c, &server, TURN_TRANSPORT_UDP));
 	}
 	assert_int_equal(t.count, 1000);
+	/* it grew from 16 buckets as allocations were added */
+	assert_true(t.nbuckets >= 1000);
 	for (i = 0; i < 1000; i++) {
 		struct stun_addr c = v4(198, 51, 100, (uint8_t)(i % 7), (uint16_t)(1000 + i));
 		struct turn_alloc *a = turn_table_find(&t, &c, &server, TURN_TRANSPORT_UDP);
