@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "net/netaddr.h"
+#include "net/turn_auth.h"
 #include "net/turn_handler.h"
 #include "stun/stun_frame.h"
 

@@ -1,42 +1,22 @@
-/* turn_handler.c -- STUN Binding and TURN over UDP: RFC 8489 §6.3, §9.2 and
+/* turn_handler.c -- STUN Binding and TURN over UDP: RFC 8489 §6.3 and
  * RFC 8656 §7 (Allocate), §7.3 (Refresh), §9 (CreatePermission), §11
- * (Send/Data), §12 (ChannelBind, ChannelData). */
+ * (Send/Data), §12 (ChannelBind, ChannelData). Credentials: turn_auth.c. */
 #include "net/turn_handler.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/auth_redis.h"
 #include "auth/auth_rest.h"
 #include "log.h"
 #include "net/netaddr.h"
+#include "net/turn_auth.h"
+#include "net/turn_req.h"
 #include "turn/turn_policy.h"
-
-#define TRANSPORT_UDP 17
-
-/* One request being answered. */
-struct req {
-	struct worker *w;
-	const struct origin *o;
-	const struct stun_addr *client, *local; /* &o->client, &o->local */
-	struct stun_msg m;
-	struct turn_alloc *alloc;     /* existing allocation of this 5-tuple, or NULL */
-	/* set once the request is authenticated */
-	char username[TURN_USERNAME_MAX + 1];
-	uint8_t key[32];
-	size_t keylen;
-	int sha256;                   /* request used MESSAGE-INTEGRITY-SHA256 */
-};
-
-static uint8_t transport_of(const struct origin *o)
-{
-	return o->conn != NULL ? TURN_TRANSPORT_TCP : TURN_TRANSPORT_UDP;
-}
 
 /* ---- responses --------------------------------------------------------- */
 
-static void resp_init(struct req *r, struct stun_builder *b, uint8_t cls)
+void turn_req_begin(struct req *r, struct stun_builder *b, uint8_t cls)
 {
 	stun_build_init(b, r->w->tx, sizeof(r->w->tx), r->m.method, cls, r->m.tid);
 	if (r->w->srv->cfg->software != NULL)
@@ -45,7 +25,7 @@ static void resp_init(struct req *r, struct stun_builder *b, uint8_t cls)
 
 /* Adds integrity (when authenticated) and FINGERPRINT (when the request had
  * one), sends, and returns the length sent (0 on overflow). */
-static size_t resp_send(struct req *r, struct stun_builder *b)
+size_t turn_req_send(struct req *r, struct stun_builder *b)
 {
 	size_t n;
 
@@ -65,7 +45,7 @@ static size_t resp_send(struct req *r, struct stun_builder *b)
 	return n;
 }
 
-static void send_error(struct req *r, int code)
+void turn_req_error(struct req *r, int code)
 {
 	struct stun_builder b;
 
@@ -75,13 +55,13 @@ static void send_error(struct req *r, int code)
 		log_debug("%s: method 0x%03x: error %d", netaddr_str(r->client, cs), r->m.method, code);
 	}
 
-	resp_init(r, &b, STUN_CLASS_ERROR);
+	turn_req_begin(r, &b, STUN_CLASS_ERROR);
 	stun_build_error(&b, code, NULL);
-	resp_send(r, &b);
+	turn_req_send(r, &b);
 }
 
 /* 401 or 438: REALM and a fresh NONCE, never MESSAGE-INTEGRITY (§9.2.4). */
-static void send_challenge(struct req *r, int code)
+void turn_req_challenge(struct req *r, int code)
 {
 	const struct server *srv = r->w->srv;
 	struct stun_builder b;
@@ -89,330 +69,21 @@ static void send_challenge(struct req *r, int code)
 
 	r->keylen = 0;
 	auth_nonce_make(&srv->nonce, worker_wallclock(), r->client, nonce);
-	resp_init(r, &b, STUN_CLASS_ERROR);
+	turn_req_begin(r, &b, STUN_CLASS_ERROR);
 	stun_build_error(&b, code, NULL);
 	stun_build_str(&b, STUN_ATTR_REALM, srv->cfg->realm);
 	stun_build_str(&b, STUN_ATTR_NONCE, nonce);
-	resp_send(r, &b);
+	turn_req_send(r, &b);
 }
 
-static void send_unknown(struct req *r)
+void turn_req_unknown(struct req *r)
 {
 	struct stun_builder b;
 
-	resp_init(r, &b, STUN_CLASS_ERROR);
+	turn_req_begin(r, &b, STUN_CLASS_ERROR);
 	stun_build_error(&b, 420, NULL);
 	stun_build_unknown(&b, r->m.unknown, r->m.nunknown);
-	resp_send(r, &b);
-}
-
-/* ---- long-term credentials (RFC 8489 §9.2.4) ---------------------------- */
-
-static void after_auth(struct req *r);
-
-#define TURN_MAX_PENDING 4096 /* requests a worker keeps waiting for Redis */
-
-/* A request parked while its key or secrets are looked up in Redis. The
- * datagram buffer is reused at once, so the request bytes are copied. */
-struct pending {
-	struct worker *w;
-	struct origin o;
-	size_t len;
-	struct pending *prev, *next;
-	uint8_t buf[];
-};
-
-/* Rebuilds a req from a parked request. Returns 0, or -1 if it no longer
- * parses or it has been answered meanwhile (a retransmission of it was, from
- * the allocation's response cache). */
-static int pending_req(struct pending *p, struct req *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->w = p->w;
-	r->o = &p->o;
-	r->client = &p->o.client;
-	r->local = &p->o.local;
-	if (stun_msg_parse(&r->m, p->buf, p->len, NULL) != STUN_PARSE_OK)
-		return -1;
-	r->alloc = turn_table_find(&p->w->allocs, r->client, r->local, transport_of(r->o));
-	{
-		const struct stun_attr *u = stun_msg_find(&r->m, STUN_ATTR_USERNAME);
-
-		if (u == NULL || u->len > TURN_USERNAME_MAX)
-			return -1;
-		memcpy(r->username, u->val, u->len);
-		r->username[u->len] = '\0';
-	}
-	if (r->alloc != NULL && r->alloc->last_resp != NULL &&
-	    memcmp(r->alloc->last_tid, r->m.tid, STUN_TID_LEN) == 0) {
-		worker_send_client(r->o, r->alloc->last_resp, r->alloc->last_resp_len, 0);
-		return -1;
-	}
-	return 0;
-}
-
-static void pending_unlink(struct pending *p)
-{
-	p->w->npending--;
-	if (p->prev != NULL)
-		p->prev->next = p->next;
-	else
-		p->w->pending = p->next;
-	if (p->next != NULL)
-		p->next->prev = p->prev;
-}
-
-/* 1 when the same request (5-tuple and transaction ID) is already parked:
- * a retransmission, which the parked copy's answer will serve. */
-static int parked_already(const struct req *r)
-{
-	const struct pending *p;
-
-	for (p = r->w->pending; p != NULL; p = p->next)
-		if (p->o.conn == r->o->conn && turn_addr_equal(&p->o.client, r->client) &&
-		    turn_addr_equal(&p->o.local, r->local) &&
-		    memcmp(p->buf + 8, r->m.tid, STUN_TID_LEN) == 0)
-			return 1;
-	return 0;
-}
-
-static struct pending *park(struct req *r)
-{
-	struct pending *p;
-
-	/* Bounded: a flood of requests for unknown users while Redis is slow
-	 * must not grow the worker without limit; those get 500 at once. */
-	if (r->w->npending >= TURN_MAX_PENDING || (p = malloc(sizeof(*p) + r->m.len)) == NULL)
-		return NULL;
-	r->w->npending++;
-	p->w = r->w;
-	p->o = *r->o;
-	p->len = r->m.len;
-	memcpy(p->buf, r->m.buf, r->m.len);
-	p->prev = NULL;
-	p->next = r->w->pending;
-	if (p->next != NULL)
-		p->next->prev = p;
-	r->w->pending = p;
-	return p;
-}
-
-void turn_cancel_pending(struct worker *w, const struct stream_conn *conn)
-{
-	struct pending *p = w->pending, *next;
-
-	for (; p != NULL; p = next) {
-		next = p->next;
-		if (conn != NULL && p->o.conn != conn)
-			continue;
-		if (w->redis != NULL)
-			auth_redis_cancel(w->redis, p);
-		pending_unlink(p);
-		free(p);
-	}
-}
-
-/* A credential that no longer exists (deleted user, expired REST name)
- * also ends the allocation it was used for, so that it cannot outlive
- * its credential by refreshing (coturn lets it). */
-static void credential_gone(struct req *r)
-{
-	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) == 0) {
-		log_info("user '%s': credential gone, allocation ended", r->username);
-		worker_alloc_free(r->w, r->alloc);
-		r->alloc = NULL;
-	}
-	send_challenge(r, 401);
-}
-
-/* Checks MESSAGE-INTEGRITY with key; on success finishes the request. */
-static void auth_with_key(struct req *r, const uint8_t *key, size_t keylen)
-{
-	if (stun_msg_check_integrity(&r->m, key, keylen) != 1) {
-		log_info("authentication failed for user '%s'", r->username);
-		send_challenge(r, 401);
-		return;
-	}
-	memcpy(r->key, key, keylen);
-	r->keylen = keylen;
-	r->sha256 = r->m.mi256_off != 0;
-	after_auth(r);
-}
-
-/* Tries each REST API secret; 1 when one matched (request finished). */
-static int rest_try(struct req *r, const char *const *secrets, size_t n)
-{
-	uint8_t key[AUTH_REST_KEY_LEN];
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (auth_rest_key(secrets[i], r->username, r->w->srv->cfg->realm, key) == 0 &&
-		    stun_msg_check_integrity(&r->m, key, sizeof(key)) == 1) {
-			auth_with_key(r, key, sizeof(key));
-			return 1;
-		}
-	}
-	return 0;
-}
-
-static void redis_unavailable(struct req *r)
-{
-	log_debug("user '%s': credential store unavailable, answering 500", r->username);
-	send_error(r, 500);
-}
-
-static void on_redis_secrets(void *arg, int status, const char *const *secrets, size_t n)
-{
-	struct pending *p = arg;
-	struct req r;
-
-	pending_unlink(p);
-	if (pending_req(p, &r) == 0) {
-		if (status < 0)
-			redis_unavailable(&r);
-		else if (!rest_try(&r, secrets, n))
-			send_challenge(&r, 401);
-	}
-	free(p);
-}
-
-static void on_redis_key(void *arg, int status, const uint8_t *key)
-{
-	struct pending *p = arg;
-	struct req r;
-
-	pending_unlink(p);
-	if (pending_req(p, &r) == 0) {
-		if (status < 0)
-			redis_unavailable(&r);
-		else if (status > 0)
-			credential_gone(&r);
-		else
-			auth_with_key(&r, key, 16);
-	}
-	free(p);
-}
-
-/* TURN REST API username (use-auth-secret): static secrets first, then
- * the secrets in Redis. */
-static void auth_rest(struct req *r)
-{
-	const struct config *cfg = r->w->srv->cfg;
-	struct pending *p;
-
-	if (auth_rest_expired(r->username, cfg->rest_api_separator, worker_wallclock())) {
-		credential_gone(r);
-		return;
-	}
-	if (rest_try(r, (const char *const *)cfg->static_auth_secret, cfg->n_static_auth_secret))
-		return;
-	if (r->w->redis == NULL) {
-		send_challenge(r, 401);
-		return;
-	}
-	if (parked_already(r))
-		return;
-	if ((p = park(r)) == NULL || auth_redis_get_secrets(r->w->redis, cfg->realm, on_redis_secrets, p) < 0) {
-		if (p != NULL) {
-			pending_unlink(p);
-			free(p);
-		}
-		send_error(r, 500);
-	}
-}
-
-/* The checks that need no key (RFC 8489 §9.2.4). Returns 0 and fills
- * r->username, or -1 after answering. *pw_alg gets PASSWORD-ALGORITHM. */
-static int auth_precheck(struct req *r, int *pw_alg)
-{
-	const struct server *srv = r->w->srv;
-	const struct stun_attr *user, *uhash, *realm, *nonce, *alg;
-	const char *name;
-
-	if (r->m.mi_off == 0 && r->m.mi256_off == 0) {
-		send_challenge(r, 401);
-		return -1;
-	}
-	user = stun_msg_find(&r->m, STUN_ATTR_USERNAME);
-	uhash = stun_msg_find(&r->m, STUN_ATTR_USERHASH);
-	realm = stun_msg_find(&r->m, STUN_ATTR_REALM);
-	nonce = stun_msg_find(&r->m, STUN_ATTR_NONCE);
-	if ((user == NULL && uhash == NULL) || realm == NULL || nonce == NULL) {
-		send_error(r, 400);
-		return -1;
-	}
-	if (auth_nonce_check(&srv->nonce, worker_wallclock(), r->client, nonce->val, nonce->len) < 0) {
-		send_challenge(r, 438);
-		return -1;
-	}
-	if (realm->len != strlen(srv->cfg->realm) || memcmp(realm->val, srv->cfg->realm, realm->len) != 0) {
-		send_challenge(r, 401);
-		return -1;
-	}
-	*pw_alg = STUN_PW_ALG_MD5;
-	if ((alg = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHM)) != NULL && alg->len >= 2)
-		*pw_alg = (alg->val[0] << 8) | alg->val[1];
-	if (user != NULL) {
-		if (user->len > TURN_USERNAME_MAX || memchr(user->val, '\0', user->len) != NULL) {
-			send_challenge(r, 401);
-			return -1;
-		}
-		memcpy(r->username, user->val, user->len);
-		r->username[user->len] = '\0';
-		return 0;
-	}
-	if (uhash->len != 32 || (name = auth_users_by_userhash(srv->users, uhash->val)) == NULL) {
-		send_challenge(r, 401);
-		return -1;
-	}
-	snprintf(r->username, sizeof(r->username), "%s", name);
-	return 0;
-}
-
-/* Authenticates r and, once the key is known (now, or when Redis answers),
- * carries on with after_auth. Sources, in order: REST API names when
- * use-auth-secret is on, the configured users, then the Redis user database. */
-static void authenticate(struct req *r)
-{
-	const struct server *srv = r->w->srv;
-	const struct config *cfg = srv->cfg;
-	uint8_t key[32];
-	int pw_alg, keylen;
-	struct pending *p;
-
-	if (auth_precheck(r, &pw_alg) < 0)
-		return;
-	if (cfg->use_auth_secret && auth_rest_parse(r->username, cfg->rest_api_separator, &(uint64_t){ 0 }, NULL,
-						    NULL) == 0) {
-		if (pw_alg != STUN_PW_ALG_MD5)
-			send_challenge(r, 401);
-		else
-			auth_rest(r);
-		return;
-	}
-	keylen = auth_users_key(srv->users, (const uint8_t *)r->username, strlen(r->username), pw_alg, key);
-	if (keylen > 0) {
-		auth_with_key(r, key, (size_t)keylen);
-		return;
-	}
-	if (r->w->redis == NULL || pw_alg != STUN_PW_ALG_MD5) {
-		log_info("authentication failed: unknown user '%s'", r->username);
-		send_challenge(r, 401);
-		return;
-	}
-	if (auth_redis_cached_key(r->w->redis, cfg->realm, r->username, key) == 0) {
-		auth_with_key(r, key, 16);
-		return;
-	}
-	if (parked_already(r))
-		return;
-	if ((p = park(r)) == NULL || auth_redis_get_key(r->w->redis, cfg->realm, r->username, on_redis_key, p) < 0) {
-		if (p != NULL) {
-			pending_unlink(p);
-			free(p);
-		}
-		send_error(r, 500);
-	}
+	turn_req_send(r, &b);
 }
 
 /* ---- Binding ----------------------------------------------------------- */
@@ -422,12 +93,12 @@ static void handle_binding(struct req *r)
 	struct stun_builder b;
 
 	if (r->m.nunknown > 0) {
-		send_unknown(r);
+		turn_req_unknown(r);
 		return;
 	}
-	resp_init(r, &b, STUN_CLASS_SUCCESS);
+	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, r->client);
-	resp_send(r, &b);
+	turn_req_send(r, &b);
 }
 
 /* ---- Allocate ---------------------------------------------------------- */
@@ -494,16 +165,16 @@ static void handle_allocate(struct req *r)
 	size_t n;
 
 	if (r->alloc != NULL) {
-		send_error(r, 437);
+		turn_req_error(r, 437);
 		return;
 	}
 	tr = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_TRANSPORT);
 	if (tr == NULL || tr->len != 4) {
-		send_error(r, 400);
+		turn_req_error(r, 400);
 		return;
 	}
 	if (tr->val[0] != TRANSPORT_UDP) {
-		send_error(r, 442);
+		turn_req_error(r, 442);
 		return;
 	}
 	fam = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
@@ -512,23 +183,23 @@ static void handle_allocate(struct req *r)
 	/* A token names an existing reservation: it cannot be combined with
 	 * EVEN-PORT or an address family (§7.2). */
 	if (token != NULL && (even != NULL || fam != NULL)) {
-		send_error(r, 400);
+		turn_req_error(r, 400);
 		return;
 	}
 	if (fam != NULL) {
 		if (fam->val[0] != STUN_AF_IPV4 && fam->val[0] != STUN_AF_IPV6) {
-			send_error(r, 440);
+			turn_req_error(r, 440);
 			return;
 		}
 		if (stun_msg_find(&r->m, TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY) != NULL) {
-			send_error(r, 400);
+			turn_req_error(r, 400);
 			return;
 		}
 		family = fam->val[0];
 	}
 	memset(&rq, 0, sizeof(rq));
 	if (token == NULL && relay_bind_ip(r, family, &rq.bind_ip) < 0) {
-		send_error(r, 440);
+		turn_req_error(r, 440);
 		return;
 	}
 	rq.even = even != NULL;
@@ -537,14 +208,14 @@ static void handle_allocate(struct req *r)
 	rq.dont_fragment = stun_msg_find(&r->m, TURN_ATTR_DONT_FRAGMENT) != NULL;
 	lifetime = clamp_lifetime(cfg, &r->m, 0);
 	if ((a = turn_table_add(&w->allocs, r->client, r->local, transport_of(r->o))) == NULL) {
-		send_error(r, 508);
+		turn_req_error(r, 508);
 		return;
 	}
 	if ((rc = worker_relay_open(w, r->o, a, &rq, &bound)) < 0) {
 		turn_table_remove(&w->allocs, a);
 		log_warnx("%s for %s", rc == -2 ? "unknown or expired RESERVATION-TOKEN" : "no free relay port",
 			  netaddr_str(r->client, cs));
-		send_error(r, 508);
+		turn_req_error(r, 508);
 		return;
 	}
 	relayed = bound;
@@ -557,13 +228,13 @@ static void handle_allocate(struct req *r)
 	memcpy(a->key, r->key, sizeof(a->key));
 	a->keylen = (uint8_t)r->keylen;
 
-	resp_init(r, &b, STUN_CLASS_SUCCESS);
+	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_xor_addr(&b, TURN_ATTR_XOR_RELAYED_ADDRESS, &relayed);
 	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
 	stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, r->client);
 	if (rq.reserve)
 		stun_build_attr(&b, TURN_ATTR_RESERVATION_TOKEN, rq.token_out, sizeof(rq.token_out));
-	if ((n = resp_send(r, &b)) > 0)
+	if ((n = turn_req_send(r, &b)) > 0)
 		turn_alloc_cache_response(a, r->m.tid, b.buf, n);
 	log_info("allocation: user %s client %s relay %s lifetime %us", a->username, netaddr_str(r->client, cs),
 		 netaddr_str(&relayed, rs), lifetime);
@@ -579,18 +250,18 @@ static void handle_refresh(struct req *r)
 	size_t n;
 
 	if (r->alloc == NULL) {
-		send_error(r, 437);
+		turn_req_error(r, 437);
 		return;
 	}
 	fam = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
 	if (fam != NULL && (fam->len != 4 || fam->val[0] != r->alloc->relay.family)) {
-		send_error(r, 443);
+		turn_req_error(r, 443);
 		return;
 	}
 	lifetime = clamp_lifetime(r->w->srv->cfg, &r->m, 1);
-	resp_init(r, &b, STUN_CLASS_SUCCESS);
+	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
-	n = resp_send(r, &b);
+	n = turn_req_send(r, &b);
 	if (lifetime == 0) {
 		worker_alloc_free(r->w, r->alloc);
 		r->alloc = NULL;
@@ -623,8 +294,8 @@ static void send_success(struct req *r)
 	struct stun_builder b;
 	size_t n;
 
-	resp_init(r, &b, STUN_CLASS_SUCCESS);
-	if ((n = resp_send(r, &b)) > 0)
+	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
+	if ((n = turn_req_send(r, &b)) > 0)
 		turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
 }
 
@@ -637,26 +308,26 @@ static void handle_create_permission(struct req *r)
 	int code;
 
 	if (r->alloc == NULL) {
-		send_error(r, 437);
+		turn_req_error(r, 437);
 		return;
 	}
 	for (i = 0; i < r->m.nattrs; i++) {
 		if (r->m.attrs[i].type != TURN_ATTR_XOR_PEER_ADDRESS)
 			continue;
 		if ((code = check_peer(r, &r->m.attrs[i], &peers[np])) != 0) {
-			send_error(r, code);
+			turn_req_error(r, code);
 			return;
 		}
 		np++;
 	}
 	if (np == 0) {
-		send_error(r, 400);
+		turn_req_error(r, 400);
 		return;
 	}
 	/* All or nothing (§9.2): check capacity before installing any. */
 	for (i = 0; i < np; i++) {
 		if (turn_alloc_perm_add(r->alloc, &peers[i], now, (uint32_t)cfg->permission_lifetime) < 0) {
-			send_error(r, 508);
+			turn_req_error(r, 508);
 			return;
 		}
 	}
@@ -672,25 +343,25 @@ static void handle_channel_bind(struct req *r)
 	int code;
 
 	if (r->alloc == NULL) {
-		send_error(r, 437);
+		turn_req_error(r, 437);
 		return;
 	}
 	ch = stun_msg_find(&r->m, TURN_ATTR_CHANNEL_NUMBER);
 	pa = stun_msg_find(&r->m, TURN_ATTR_XOR_PEER_ADDRESS);
 	if (ch == NULL || pa == NULL || ch->len != 4) {
 		log_debug("ChannelBind without CHANNEL-NUMBER or XOR-PEER-ADDRESS");
-		send_error(r, 400);
+		turn_req_error(r, 400);
 		return;
 	}
 	number = (uint16_t)((ch->val[0] << 8) | ch->val[1]);
 	if (number < TURN_CHANNEL_MIN ||
 	    number > (cfg->rfc5766_channels ? TURN_CHANNEL_MAX_RFC5766 : TURN_CHANNEL_MAX)) {
 		log_debug("channel number 0x%04x out of range", number);
-		send_error(r, 400);
+		turn_req_error(r, 400);
 		return;
 	}
 	if ((code = check_peer(r, pa, &peer)) != 0) {
-		send_error(r, code);
+		turn_req_error(r, code);
 		return;
 	}
 	switch (turn_alloc_chan_bind(r->alloc, number, &peer, worker_now(), (uint32_t)cfg->channel_lifetime,
@@ -700,10 +371,10 @@ static void handle_channel_bind(struct req *r)
 		break;
 	case TURN_CHAN_CONFLICT:
 		log_debug("channel 0x%04x: number or peer bound elsewhere", number);
-		send_error(r, 400);
+		turn_req_error(r, 400);
 		break;
 	default:
-		send_error(r, 508);
+		turn_req_error(r, 508);
 		break;
 	}
 }
@@ -798,20 +469,20 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 /* ---- dispatch ---------------------------------------------------------- */
 
 /* Continues a TURN request once it is authenticated. */
-static void after_auth(struct req *r)
+void turn_req_authenticated(struct req *r)
 {
 	/* The same 5-tuple keeps the same user (RFC 8656 §5). */
 	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) != 0) {
-		send_error(r, 441);
+		turn_req_error(r, 441);
 		return;
 	}
 	if (r->m.nunknown > 0) {
-		send_unknown(r);
+		turn_req_unknown(r);
 		return;
 	}
 	if (r->m.duplicate) {
 		log_debug("duplicate attribute");
-		send_error(r, 400);
+		turn_req_error(r, 400);
 		return;
 	}
 	switch (r->m.method) {
@@ -843,7 +514,7 @@ static void handle_request(struct req *r)
 	case TURN_METHOD_CHANNEL_BIND:
 		break;
 	default:
-		send_error(r, 400);
+		turn_req_error(r, 400);
 		return;
 	}
 	/* A retransmission gets the very same answer (RFC 8489 §6.3.1). */
@@ -852,7 +523,7 @@ static void handle_request(struct req *r)
 		worker_send_client(r->o, r->alloc->last_resp, r->alloc->last_resp_len, 0);
 		return;
 	}
-	authenticate(r);
+	turn_auth_request(r);
 }
 
 struct kill_ctx {
@@ -933,7 +604,7 @@ void turn_handle_client(struct worker *w, const struct origin *o, const uint8_t 
 		/* A malformed request with a usable header gets 400; a bad
 		 * FINGERPRINT means it is not for us: silence (§7.3). */
 		if (rc == STUN_PARSE_MALFORMED && header_of(&r.m, buf) == STUN_CLASS_REQUEST)
-			send_error(&r, 400);
+			turn_req_error(&r, 400);
 		return;
 	}
 	if (w->srv->cfg->no_stun && r.m.method == STUN_METHOD_BINDING)

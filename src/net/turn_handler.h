@@ -24,10 +24,6 @@ void turn_handle_client(struct worker *w, const struct origin *o, const uint8_t 
 void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer, uint8_t *buf,
 		      size_t len);
 
-/* Drops the requests of conn (all, when conn is NULL) that wait for Redis:
- * the connection is closing, or the worker is stopping. */
-void turn_cancel_pending(struct worker *w, const struct stream_conn *conn);
-
 /* Ends every allocation of user on w (a kill message from Redis). */
 void turn_kill_user(struct worker *w, const char *user);
 

@@ -20,6 +20,7 @@
 #include "net/netaddr.h"
 #include "net/reserve.h"
 #include "net/stream.h"
+#include "net/turn_auth.h"
 #include "net/turn_handler.h"
 
 uint64_t worker_now(void)

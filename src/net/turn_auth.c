@@ -1,0 +1,318 @@
+/* turn_auth.c -- long-term credentials for TURN requests (RFC 8489 §9.2.4):
+ * nonce and realm checks, keys from the configured users, the TURN REST API
+ * (static and Redis secrets) and the Redis user database. A request whose key
+ * must come from Redis is parked (copied) until the lookup answers. */
+#include "net/turn_auth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth_redis.h"
+#include "auth/auth_rest.h"
+#include "log.h"
+
+#define TURN_MAX_PENDING 4096 /* requests a worker keeps waiting for Redis */
+
+/* A request parked while its key or secrets are looked up in Redis. The
+ * datagram buffer is reused at once, so the request bytes are copied. */
+struct pending {
+	struct worker *w;
+	struct origin o;
+	size_t len;
+	struct pending *prev, *next;
+	uint8_t buf[];
+};
+
+/* Rebuilds a req from a parked request. Returns 0, or -1 if it no longer
+ * parses or it has been answered meanwhile (a retransmission of it was, from
+ * the allocation's response cache). */
+static int pending_req(struct pending *p, struct req *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->w = p->w;
+	r->o = &p->o;
+	r->client = &p->o.client;
+	r->local = &p->o.local;
+	if (stun_msg_parse(&r->m, p->buf, p->len, NULL) != STUN_PARSE_OK)
+		return -1;
+	r->alloc = turn_table_find(&p->w->allocs, r->client, r->local, transport_of(r->o));
+	{
+		const struct stun_attr *u = stun_msg_find(&r->m, STUN_ATTR_USERNAME);
+
+		if (u == NULL || u->len > TURN_USERNAME_MAX)
+			return -1;
+		memcpy(r->username, u->val, u->len);
+		r->username[u->len] = '\0';
+	}
+	if (r->alloc != NULL && r->alloc->last_resp != NULL &&
+	    memcmp(r->alloc->last_tid, r->m.tid, STUN_TID_LEN) == 0) {
+		worker_send_client(r->o, r->alloc->last_resp, r->alloc->last_resp_len, 0);
+		return -1;
+	}
+	return 0;
+}
+
+static void pending_unlink(struct pending *p)
+{
+	p->w->npending--;
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		p->w->pending = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+}
+
+/* 1 when the same request (5-tuple and transaction ID) is already parked:
+ * a retransmission, which the parked copy's answer will serve. */
+static int parked_already(const struct req *r)
+{
+	const struct pending *p;
+
+	for (p = r->w->pending; p != NULL; p = p->next)
+		if (p->o.conn == r->o->conn && turn_addr_equal(&p->o.client, r->client) &&
+		    turn_addr_equal(&p->o.local, r->local) &&
+		    memcmp(p->buf + 8, r->m.tid, STUN_TID_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+static struct pending *park(struct req *r)
+{
+	struct pending *p;
+
+	/* Bounded: a flood of requests for unknown users while Redis is slow
+	 * must not grow the worker without limit; those get 500 at once. */
+	if (r->w->npending >= TURN_MAX_PENDING || (p = malloc(sizeof(*p) + r->m.len)) == NULL)
+		return NULL;
+	r->w->npending++;
+	p->w = r->w;
+	p->o = *r->o;
+	p->len = r->m.len;
+	memcpy(p->buf, r->m.buf, r->m.len);
+	p->prev = NULL;
+	p->next = r->w->pending;
+	if (p->next != NULL)
+		p->next->prev = p;
+	r->w->pending = p;
+	return p;
+}
+
+void turn_cancel_pending(struct worker *w, const struct stream_conn *conn)
+{
+	struct pending *p = w->pending, *next;
+
+	for (; p != NULL; p = next) {
+		next = p->next;
+		if (conn != NULL && p->o.conn != conn)
+			continue;
+		if (w->redis != NULL)
+			auth_redis_cancel(w->redis, p);
+		pending_unlink(p);
+		free(p);
+	}
+}
+
+/* A credential that no longer exists (deleted user, expired REST name)
+ * also ends the allocation it was used for, so that it cannot outlive
+ * its credential by refreshing (coturn lets it). */
+static void credential_gone(struct req *r)
+{
+	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) == 0) {
+		log_info("user '%s': credential gone, allocation ended", r->username);
+		worker_alloc_free(r->w, r->alloc);
+		r->alloc = NULL;
+	}
+	turn_req_challenge(r, 401);
+}
+
+/* Checks MESSAGE-INTEGRITY with key; on success finishes the request. */
+static void auth_with_key(struct req *r, const uint8_t *key, size_t keylen)
+{
+	if (stun_msg_check_integrity(&r->m, key, keylen) != 1) {
+		log_info("authentication failed for user '%s'", r->username);
+		turn_req_challenge(r, 401);
+		return;
+	}
+	memcpy(r->key, key, keylen);
+	r->keylen = keylen;
+	r->sha256 = r->m.mi256_off != 0;
+	turn_req_authenticated(r);
+}
+
+/* Tries each REST API secret; 1 when one matched (request finished). */
+static int rest_try(struct req *r, const char *const *secrets, size_t n)
+{
+	uint8_t key[AUTH_REST_KEY_LEN];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (auth_rest_key(secrets[i], r->username, r->w->srv->cfg->realm, key) == 0 &&
+		    stun_msg_check_integrity(&r->m, key, sizeof(key)) == 1) {
+			auth_with_key(r, key, sizeof(key));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void redis_unavailable(struct req *r)
+{
+	log_debug("user '%s': credential store unavailable, answering 500", r->username);
+	turn_req_error(r, 500);
+}
+
+static void on_redis_secrets(void *arg, int status, const char *const *secrets, size_t n)
+{
+	struct pending *p = arg;
+	struct req r;
+
+	pending_unlink(p);
+	if (pending_req(p, &r) == 0) {
+		if (status < 0)
+			redis_unavailable(&r);
+		else if (!rest_try(&r, secrets, n))
+			turn_req_challenge(&r, 401);
+	}
+	free(p);
+}
+
+static void on_redis_key(void *arg, int status, const uint8_t *key)
+{
+	struct pending *p = arg;
+	struct req r;
+
+	pending_unlink(p);
+	if (pending_req(p, &r) == 0) {
+		if (status < 0)
+			redis_unavailable(&r);
+		else if (status > 0)
+			credential_gone(&r);
+		else
+			auth_with_key(&r, key, 16);
+	}
+	free(p);
+}
+
+/* TURN REST API username (use-auth-secret): static secrets first, then
+ * the secrets in Redis. */
+static void auth_rest(struct req *r)
+{
+	const struct config *cfg = r->w->srv->cfg;
+	struct pending *p;
+
+	if (auth_rest_expired(r->username, cfg->rest_api_separator, worker_wallclock())) {
+		credential_gone(r);
+		return;
+	}
+	if (rest_try(r, (const char *const *)cfg->static_auth_secret, cfg->n_static_auth_secret))
+		return;
+	if (r->w->redis == NULL) {
+		turn_req_challenge(r, 401);
+		return;
+	}
+	if (parked_already(r))
+		return;
+	if ((p = park(r)) == NULL || auth_redis_get_secrets(r->w->redis, cfg->realm, on_redis_secrets, p) < 0) {
+		if (p != NULL) {
+			pending_unlink(p);
+			free(p);
+		}
+		turn_req_error(r, 500);
+	}
+}
+
+/* The checks that need no key (RFC 8489 §9.2.4). Returns 0 and fills
+ * r->username, or -1 after answering. *pw_alg gets PASSWORD-ALGORITHM. */
+static int auth_precheck(struct req *r, int *pw_alg)
+{
+	const struct server *srv = r->w->srv;
+	const struct stun_attr *user, *uhash, *realm, *nonce, *alg;
+	const char *name;
+
+	if (r->m.mi_off == 0 && r->m.mi256_off == 0) {
+		turn_req_challenge(r, 401);
+		return -1;
+	}
+	user = stun_msg_find(&r->m, STUN_ATTR_USERNAME);
+	uhash = stun_msg_find(&r->m, STUN_ATTR_USERHASH);
+	realm = stun_msg_find(&r->m, STUN_ATTR_REALM);
+	nonce = stun_msg_find(&r->m, STUN_ATTR_NONCE);
+	if ((user == NULL && uhash == NULL) || realm == NULL || nonce == NULL) {
+		turn_req_error(r, 400);
+		return -1;
+	}
+	if (auth_nonce_check(&srv->nonce, worker_wallclock(), r->client, nonce->val, nonce->len) < 0) {
+		turn_req_challenge(r, 438);
+		return -1;
+	}
+	if (realm->len != strlen(srv->cfg->realm) || memcmp(realm->val, srv->cfg->realm, realm->len) != 0) {
+		turn_req_challenge(r, 401);
+		return -1;
+	}
+	*pw_alg = STUN_PW_ALG_MD5;
+	if ((alg = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHM)) != NULL && alg->len >= 2)
+		*pw_alg = (alg->val[0] << 8) | alg->val[1];
+	if (user != NULL) {
+		if (user->len > TURN_USERNAME_MAX || memchr(user->val, '\0', user->len) != NULL) {
+			turn_req_challenge(r, 401);
+			return -1;
+		}
+		memcpy(r->username, user->val, user->len);
+		r->username[user->len] = '\0';
+		return 0;
+	}
+	if (uhash->len != 32 || (name = auth_users_by_userhash(srv->users, uhash->val)) == NULL) {
+		turn_req_challenge(r, 401);
+		return -1;
+	}
+	snprintf(r->username, sizeof(r->username), "%s", name);
+	return 0;
+}
+
+/* Authenticates r and, once the key is known (now, or when Redis answers),
+ * carries on with turn_req_authenticated. Sources, in order: REST API names when
+ * use-auth-secret is on, the configured users, then the Redis user database. */
+void turn_auth_request(struct req *r)
+{
+	const struct server *srv = r->w->srv;
+	const struct config *cfg = srv->cfg;
+	uint8_t key[32];
+	int pw_alg, keylen;
+	struct pending *p;
+
+	if (auth_precheck(r, &pw_alg) < 0)
+		return;
+	if (cfg->use_auth_secret && auth_rest_parse(r->username, cfg->rest_api_separator, &(uint64_t){ 0 }, NULL,
+						    NULL) == 0) {
+		if (pw_alg != STUN_PW_ALG_MD5)
+			turn_req_challenge(r, 401);
+		else
+			auth_rest(r);
+		return;
+	}
+	keylen = auth_users_key(srv->users, (const uint8_t *)r->username, strlen(r->username), pw_alg, key);
+	if (keylen > 0) {
+		auth_with_key(r, key, (size_t)keylen);
+		return;
+	}
+	if (r->w->redis == NULL || pw_alg != STUN_PW_ALG_MD5) {
+		log_info("authentication failed: unknown user '%s'", r->username);
+		turn_req_challenge(r, 401);
+		return;
+	}
+	if (auth_redis_cached_key(r->w->redis, cfg->realm, r->username, key) == 0) {
+		auth_with_key(r, key, 16);
+		return;
+	}
+	if (parked_already(r))
+		return;
+	if ((p = park(r)) == NULL || auth_redis_get_key(r->w->redis, cfg->realm, r->username, on_redis_key, p) < 0) {
+		if (p != NULL) {
+			pending_unlink(p);
+			free(p);
+		}
+		turn_req_error(r, 500);
+	}
+}
