@@ -139,6 +139,26 @@ static int start_workers(struct server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+/* Stops and frees the workers (when started), then everything else the
+ * server owns, and the configuration. */
+static void server_free(struct server *srv, struct config *cfg, int started)
+{
+	int i;
+
+	if (started)
+		for (i = 0; i < srv->nworkers; i++)
+			worker_stop(&srv->workers[i]);
+	if (started)
+		for (i = 0; i < srv->nworkers; i++)
+			worker_free(&srv->workers[i]);
+	if (srv->tls != NULL)
+		SSL_CTX_free(srv->tls);
+	free(srv->workers);
+	reserve_clear();
+	auth_users_free(srv->users);
+	config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -213,24 +233,12 @@ int main(int argc, char **argv)
 	}
 	if (rc < 0) {
 		log_err("%s", err);
-		if (srv.tls != NULL)
-			SSL_CTX_free(srv.tls);
-		free(srv.workers);
-		auth_users_free(srv.users);
-		config_free(&cfg);
+		server_free(&srv, &cfg, 0);
 		return 1;
 	}
 	if (!cfg.no_signaling && (sigsrv = signal_start(&cfg, srv.tls, err, sizeof(err))) == NULL) {
 		log_err("signaling: %s", err);
-		for (i = 0; i < srv.nworkers; i++)
-			worker_stop(&srv.workers[i]);
-		for (i = 0; i < srv.nworkers; i++)
-			worker_free(&srv.workers[i]);
-		if (srv.tls != NULL)
-			SSL_CTX_free(srv.tls);
-		free(srv.workers);
-		auth_users_free(srv.users);
-		config_free(&cfg);
+		server_free(&srv, &cfg, 1);
 		return 1;
 	}
 	if (cfg.pidfile != NULL && write_pidfile(cfg.pidfile) < 0)
@@ -261,21 +269,12 @@ int main(int argc, char **argv)
 
 	if (sigsrv != NULL)
 		signal_stop(sigsrv);
-	for (i = 0; i < srv.nworkers; i++)
-		worker_stop(&srv.workers[i]);
-	for (i = 0; i < srv.nworkers; i++)
-		worker_free(&srv.workers[i]);
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
-	if (srv.tls != NULL)
-		SSL_CTX_free(srv.tls);
 	event_base_free(base);
-	free(srv.workers);
-	reserve_clear();
-	auth_users_free(srv.users);
 	if (cfg.pidfile != NULL)
 		unlink(cfg.pidfile);
-	config_free(&cfg);
+	server_free(&srv, &cfg, 1);
 	log_info("stopped");
 	return 0;
 }

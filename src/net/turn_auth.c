@@ -195,12 +195,35 @@ static void on_redis_key(void *arg, int status, const uint8_t *key)
 	free(p);
 }
 
+/* Parks r and asks Redis for its REST API secrets (secrets = 1) or its
+ * user's key; the callback finishes r. A retransmission of a request that
+ * is already parked is dropped: the parked copy's answer serves it. */
+static void park_and_ask(struct req *r, int secrets)
+{
+	const char *realm = r->w->srv->cfg->realm;
+	struct pending *p;
+	int rc;
+
+	if (parked_already(r))
+		return;
+	if ((p = park(r)) == NULL) {
+		turn_req_error(r, 500);
+		return;
+	}
+	rc = secrets ? auth_redis_get_secrets(r->w->redis, realm, on_redis_secrets, p)
+		     : auth_redis_get_key(r->w->redis, realm, r->username, on_redis_key, p);
+	if (rc < 0) {
+		pending_unlink(p);
+		free(p);
+		turn_req_error(r, 500);
+	}
+}
+
 /* TURN REST API username (use-auth-secret): static secrets first, then
  * the secrets in Redis. */
 static void auth_rest(struct req *r)
 {
 	const struct config *cfg = r->w->srv->cfg;
-	struct pending *p;
 
 	if (auth_rest_expired(r->username, cfg->rest_api_separator, worker_wallclock())) {
 		credential_gone(r);
@@ -212,15 +235,7 @@ static void auth_rest(struct req *r)
 		turn_req_challenge(r, 401);
 		return;
 	}
-	if (parked_already(r))
-		return;
-	if ((p = park(r)) == NULL || auth_redis_get_secrets(r->w->redis, cfg->realm, on_redis_secrets, p) < 0) {
-		if (p != NULL) {
-			pending_unlink(p);
-			free(p);
-		}
-		turn_req_error(r, 500);
-	}
+	park_and_ask(r, 1);
 }
 
 /* The checks that need no key (RFC 8489 §9.2.4). Returns 0 and fills
@@ -280,7 +295,6 @@ void turn_auth_request(struct req *r)
 	const struct config *cfg = srv->cfg;
 	uint8_t key[32];
 	int pw_alg, keylen;
-	struct pending *p;
 
 	if (auth_precheck(r, &pw_alg) < 0)
 		return;
@@ -306,13 +320,5 @@ void turn_auth_request(struct req *r)
 		auth_with_key(r, key, 16);
 		return;
 	}
-	if (parked_already(r))
-		return;
-	if ((p = park(r)) == NULL || auth_redis_get_key(r->w->redis, cfg->realm, r->username, on_redis_key, p) < 0) {
-		if (p != NULL) {
-			pending_unlink(p);
-			free(p);
-		}
-		turn_req_error(r, 500);
-	}
+	park_and_ask(r, 0);
 }
