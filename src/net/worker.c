@@ -49,23 +49,6 @@ static uint32_t worker_rand(struct worker *w)
 
 /* ---- receiving --------------------------------------------------------- */
 
-/* Datagrams relayed towards UDP clients are not sent one by one: they wait
- * (in the receive slot they arrived in, headers written in front) until the
- * loop has run this iteration's I/O callbacks, then leave through one
- * sendmmsg per listening socket. Relay sockets of many allocations share a
- * listening socket, so this batches across allocations. */
-struct txq {
-	size_t n;
-	int fd[WORKER_TXQ];
-	struct mmsghdr msgs[WORKER_TXQ];
-	struct iovec iov[WORKER_TXQ];
-	struct sockaddr_storage to[WORKER_TXQ];
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr align;
-	} ctl[WORKER_TXQ];
-};
-
 struct rxbatch {
 	struct mmsghdr msgs[WORKER_BATCH];
 	struct iovec iov[WORKER_BATCH];
@@ -76,33 +59,26 @@ struct rxbatch {
 	} ctl[WORKER_BATCH];
 };
 
-static void txq_flush(struct worker *w);
-
-/* Points b at WORKER_BATCH free receive slots, flushing queued sends when
- * the slots run out (their data lives there). Returns the first slot. */
-static size_t rxbatch_prepare(struct worker *w, struct rxbatch *b, int want_ctl)
+static void rxbatch_prepare(struct rxbatch *b, uint8_t *rx, int want_ctl)
 {
-	size_t first;
 	int i;
 
-	if (w->rx_used + WORKER_BATCH > WORKER_RX_SLOTS)
-		txq_flush(w);
-	first = w->rx_used;
 	for (i = 0; i < WORKER_BATCH; i++) {
 		struct msghdr *h = &b->msgs[i].msg_hdr;
 
-		b->iov[i].iov_base = w->rx + (first + (size_t)i) * WORKER_SLOT + WORKER_HEADROOM;
+		b->iov[i].iov_base = rx + (size_t)i * WORKER_SLOT + WORKER_HEADROOM;
 		/* keep 4 bytes spare at the end for padding a Data indication */
 		b->iov[i].iov_len = WORKER_SLOT - WORKER_HEADROOM - 4;
+		memset(h, 0, sizeof(*h));
 		h->msg_name = &b->from[i];
 		h->msg_namelen = sizeof(b->from[i]);
 		h->msg_iov = &b->iov[i];
 		h->msg_iovlen = 1;
-		h->msg_control = want_ctl ? b->ctl[i].buf : NULL;
-		h->msg_controllen = want_ctl ? sizeof(b->ctl[i].buf) : 0;
-		h->msg_flags = 0;
+		if (want_ctl) {
+			h->msg_control = b->ctl[i].buf;
+			h->msg_controllen = sizeof(b->ctl[i].buf);
+		}
 	}
-	return first;
 }
 
 /* Local address the datagram reached, from IP_PKTINFO / IPV6_PKTINFO. */
@@ -134,17 +110,13 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = l->w;
 	struct rxbatch b;
 	int n, i, rounds;
-	size_t first;
 
 	/* Bounded, so one busy socket cannot starve the rest of the loop. */
 	for (rounds = 0; rounds < 8; rounds++) {
-		first = rxbatch_prepare(w, &b, l->wildcard);
+		rxbatch_prepare(&b, w->rx, l->wildcard);
 		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
-		/* Nothing from here is queued (answers and data to peers
-		 * leave at once), so these slots stay free for the next read. */
-		(void)first;
 		for (i = 0; i < n; i++) {
 			struct origin o;
 			struct msghdr *h = &b.msgs[i].msg_hdr;
@@ -169,14 +141,12 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = r->w;
 	struct rxbatch b;
 	int n, i, rounds;
-	size_t first;
 
 	for (rounds = 0; rounds < 4; rounds++) {
-		first = rxbatch_prepare(w, &b, 0);
+		rxbatch_prepare(&b, w->rx, 0);
 		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
-		w->rx_used = first + (size_t)n;
 		for (i = 0; i < n; i++) {
 			struct stun_addr peer;
 
@@ -195,25 +165,30 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- sending ----------------------------------------------------------- */
 
-/* Fills h (with its iov, address and control buffers) for a datagram to
- * client from the listener's local address. */
-static void udp_msg(struct msghdr *h, struct iovec *iov, struct sockaddr_storage *to, void *ctlbuf,
-		    const struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
+static int udp_send(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
 		    const void *buf, size_t len)
 {
-	memset(h, 0, sizeof(*h));
-	iov->iov_base = (void *)buf;
-	iov->iov_len = len;
-	h->msg_name = to;
-	h->msg_namelen = netaddr_to_sockaddr(client, to);
-	h->msg_iov = iov;
-	h->msg_iovlen = 1;
+	struct sockaddr_storage to;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr h;
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctl;
+
+	memset(&h, 0, sizeof(h));
+	h.msg_name = &to;
+	h.msg_namelen = netaddr_to_sockaddr(client, &to);
+	h.msg_iov = &iov;
+	h.msg_iovlen = 1;
 	if (l->wildcard) {
 		/* Answer from the address the client sent to, not the
 		 * kernel's choice, or its NAT drops the reply. */
-		struct cmsghdr *c = ctlbuf;
+		struct cmsghdr *c;
 
-		h->msg_control = ctlbuf;
+		memset(&ctl, 0, sizeof(ctl));
+		h.msg_control = ctl.buf;
+		c = (struct cmsghdr *)ctl.buf;
 		if (local->family == STUN_AF_IPV6) {
 			struct in6_pktinfo pi;
 
@@ -223,7 +198,7 @@ static void udp_msg(struct msghdr *h, struct iovec *iov, struct sockaddr_storage
 			c->cmsg_type = IPV6_PKTINFO;
 			c->cmsg_len = CMSG_LEN(sizeof(pi));
 			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-			h->msg_controllen = CMSG_SPACE(sizeof(pi));
+			h.msg_controllen = CMSG_SPACE(sizeof(pi));
 		} else {
 			struct in_pktinfo pi;
 
@@ -233,69 +208,17 @@ static void udp_msg(struct msghdr *h, struct iovec *iov, struct sockaddr_storage
 			c->cmsg_type = IP_PKTINFO;
 			c->cmsg_len = CMSG_LEN(sizeof(pi));
 			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-			h->msg_controllen = CMSG_SPACE(sizeof(pi));
+			h.msg_controllen = CMSG_SPACE(sizeof(pi));
 		}
 	}
-}
-
-static void txq_flush(struct worker *w)
-{
-	struct txq *q = w->txq;
-	size_t i = 0, j;
-
-	while (i < q->n) {
-		/* one sendmmsg per run of datagrams for the same socket */
-		for (j = i + 1; j < q->n && q->fd[j] == q->fd[i]; j++)
-			;
-		while (i < j) {
-			int sent = sendmmsg(q->fd[i], &q->msgs[i], (unsigned int)(j - i), MSG_DONTWAIT);
-
-			/* a datagram the kernel refuses is dropped, as sendmsg would */
-			i += sent > 0 ? (size_t)sent : 1;
-		}
-	}
-	q->n = 0;
-	w->rx_used = 0;
-}
-
-static void worker_flush(evutil_socket_t fd, short what, void *arg)
-{
-	txq_flush(arg);
+	return sendmsg(l->fd, &h, MSG_DONTWAIT) < 0 ? -1 : 0;
 }
 
 int worker_send_client(const struct origin *o, const void *buf, size_t len, int is_data)
 {
-	struct worker *w;
-	struct txq *q;
-	struct msghdr h;
-	struct iovec iov;
-	struct sockaddr_storage to;
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr align;
-	} ctl;
-
 	if (o->conn != NULL)
 		return stream_send(o->conn, buf, len, is_data);
-	w = o->l->w;
-	if (!is_data) {
-		/* answers come from the scratch buffer: send now */
-		memset(&ctl, 0, sizeof(ctl));
-		udp_msg(&h, &iov, &to, ctl.buf, o->l, &o->local, &o->client, buf, len);
-		return sendmsg(o->l->fd, &h, MSG_DONTWAIT) < 0 ? -1 : 0;
-	}
-	/* relayed data sits in a receive slot: queue it */
-	q = w->txq;
-	if (q->n == WORKER_TXQ)
-		txq_flush(w);
-	if (q->n == 0)
-		event_active(w->flush_ev, EV_TIMEOUT, 0);
-	memset(&q->ctl[q->n], 0, sizeof(q->ctl[q->n]));
-	udp_msg(&q->msgs[q->n].msg_hdr, &q->iov[q->n], &q->to[q->n], q->ctl[q->n].buf, o->l, &o->local,
-		&o->client, buf, len);
-	q->fd[q->n] = o->l->fd;
-	q->n++;
-	return 0;
+	return udp_send(o->l, &o->local, &o->client, buf, len);
 }
 
 int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const void *buf, size_t len)
@@ -572,12 +495,8 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
-	/* Three priorities: I/O at the default (1), the send flush after it (2). */
-	if (w->base == NULL || event_base_priority_init(w->base, 3) < 0 ||
-	    (w->rx = malloc((size_t)WORKER_RX_SLOTS * WORKER_SLOT)) == NULL ||
-	    (w->txq = calloc(1, sizeof(*w->txq))) == NULL || turn_table_init(&w->allocs, 1024) < 0 ||
-	    (w->flush_ev = event_new(w->base, -1, 0, worker_flush, w)) == NULL ||
-	    event_priority_set(w->flush_ev, 2) < 0)
+	if (w->base == NULL || (w->rx = malloc((size_t)WORKER_BATCH * WORKER_SLOT)) == NULL ||
+	    turn_table_init(&w->allocs, 1024) < 0)
 		goto oom;
 	pthread_mutex_init(&w->mq_lock, NULL);
 	for (i = 0; i < srv->nlisten; i++) {
@@ -683,8 +602,5 @@ void worker_free(struct worker *w)
 		close(w->wake_fd);
 	if (w->base != NULL)
 		event_base_free(w->base);
-	if (w->flush_ev != NULL)
-		event_free(w->flush_ev);
-	free(w->txq);
 	free(w->rx);
 }

@@ -27,16 +27,12 @@ struct worker;
 struct stream_conn;
 struct auth_redis;
 struct pending;
-struct txq;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
 #define WORKER_SLOT (WORKER_HEADROOM + 65536) /* bytes per receive slot: headroom + the largest
 						UDP payload (65507) + padding */
 #define WORKER_BATCH 32        /* datagrams per recvmmsg */
-#define WORKER_RX_SLOTS 256    /* receive slots per worker: data relayed towards clients
-				  waits in them for one sendmmsg per loop iteration */
-#define WORKER_TXQ WORKER_RX_SLOTS
 
 /* Read-only state shared by all workers, built once at start (but for the
  * connection counter, the one shared mutable: touched on accept and close). */
@@ -110,10 +106,7 @@ struct worker {
 	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
 	size_t npending;
 	uint32_t rng;
-	uint8_t *rx;               /* WORKER_RX_SLOTS slots of WORKER_SLOT bytes */
-	size_t rx_used;            /* slots holding data not yet sent */
-	struct txq *txq;           /* datagrams to UDP clients, flushed with sendmmsg */
-	struct event *flush_ev;    /* runs after the loop iteration's I/O events */
+	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
 	uint8_t tx[2048];          /* response scratch buffer (answers are small) */
 };
 
