@@ -131,7 +131,8 @@ static void credential_gone(struct req *r)
 static void auth_with_key(struct req *r, const uint8_t *key, size_t keylen)
 {
 	if (stun_msg_check_integrity(&r->m, key, keylen) != 1) {
-		log_info("authentication failed for user '%s'", r->username);
+		if (worker_log_ok(r->w))
+			log_info("authentication failed for user '%s'", r->username);
 		turn_req_challenge(r, 401);
 		return;
 	}
@@ -312,7 +313,8 @@ void turn_auth_request(struct req *r)
 		return;
 	}
 	if (r->w->redis == NULL || pw_alg != STUN_PW_ALG_MD5) {
-		log_info("authentication failed: unknown user '%s'", r->username);
+		if (worker_log_ok(r->w))
+			log_info("authentication failed: unknown user '%s'", r->username);
 		turn_req_challenge(r, 401);
 		return;
 	}

@@ -283,7 +283,8 @@ static int check_peer(struct req *r, const struct stun_attr *a, struct stun_addr
 	if (!turn_policy_permits(r->w->srv->cfg->policy, peer)) {
 		char ps[NETADDR_STRLEN];
 
-		log_info("user %s: peer %s refused by policy", r->alloc->username, netaddr_str(peer, ps));
+		if (worker_log_ok(r->w))
+			log_info("user %s: peer %s refused by policy", r->alloc->username, netaddr_str(peer, ps));
 		return 403;
 	}
 	return 0;

@@ -36,6 +36,29 @@ uint64_t worker_wallclock(void)
 	return (uint64_t)time(NULL);
 }
 
+/* Starts a new second of log budget; reports what the last one dropped. */
+static void log_roll(struct worker *w, uint64_t now)
+{
+	if (now == w->log_sec)
+		return;
+	if (w->log_dropped > 0)
+		log_warnx("worker %d: %u request log lines suppressed", w->id, w->log_dropped);
+	w->log_sec = now;
+	w->log_n = 0;
+	w->log_dropped = 0;
+}
+
+int worker_log_ok(struct worker *w)
+{
+	log_roll(w, worker_now());
+	if (w->log_n < WORKER_LOG_BURST) {
+		w->log_n++;
+		return 1;
+	}
+	w->log_dropped++;
+	return 0;
+}
+
 static uint32_t worker_rand(struct worker *w)
 {
 	/* xorshift32: port picking needs spread, not secrecy. */
@@ -422,6 +445,7 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 
+	log_roll(w, worker_now());
 	turn_table_foreach(&w->allocs, tick_one, w);
 }
 

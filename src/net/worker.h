@@ -106,9 +106,18 @@ struct worker {
 	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
 	size_t npending;
 	uint32_t rng;
+	uint64_t log_sec;          /* worker_log_ok: current second and its count */
+	unsigned log_n, log_dropped;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
 	uint8_t tx[2048];          /* response scratch buffer (answers are small) */
 };
+
+/* 1 when a log line about a client's request may be written now: at most
+ * WORKER_LOG_BURST such lines per second per worker, so a flood of bad
+ * requests cannot turn into a flood of log lines. The first line after a
+ * suppressed stretch says how many were dropped. */
+#define WORKER_LOG_BURST 20
+int worker_log_ok(struct worker *w);
 
 /* Creates worker id's event_base and binds its listening sockets. Returns 0,
  * or -1 with a message in err (errlen bytes). */

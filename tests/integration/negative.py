@@ -43,6 +43,7 @@ def server(kind):
             "timers": dict(allow_loopback=True,
                            extra=["--permission-lifetime=2", "--channel-lifetime=2"]),
             "v6": dict(allow_loopback=True, ipv6=True),
+            "logflood": dict(allow_loopback=True),
             "expiry": dict(allow_loopback=True,
                            extra=["--default-allocate-lifetime=2", "--max-allocate-lifetime=2"]),
         }[kind]
@@ -475,6 +476,28 @@ def t_ipv6():
         with tc.TurnClient(("::1", srv.addr[1]), "alice", "secret") as c4:
             expect_success(c4.allocate(), "Allocate over IPv6 without REQUESTED-ADDRESS-FAMILY")
             check_eq(c4.relayed[0], "127.0.0.1", "default relayed family is IPv4")
+
+
+@tap.case("A flood of wrong-password requests is answered 401 but logged at most 20 lines/s per worker")
+def t_log_flood():
+    srv = server("logflood")
+    with srv.client("alice", "wrong") as c:
+        expect_error(c.probe_401(), 401, "unauthenticated Allocate")
+        c.key = tc.long_term_key("alice", c.realm, "wrong")
+        t0 = time.monotonic()
+        for i in range(300):
+            r, _ = c.request(tc.ALLOCATE, [tc.Attr.requested_transport()])
+            check(r.cls == tc.ERROR and r.error_code() == 401, "request %d: expected 401, got %r" % (i, r))
+        secs = time.monotonic() - t0
+    time.sleep(1.2)  # the next second's first line reports the suppressed ones
+    with srv.client("alice") as ok:
+        expect_success(ok.allocate(), "Allocate with the right password after the flood")
+    text = srv.log_text()
+    failed = text.count("authentication failed")
+    tap.diag("300 bad requests in %.2f s: %d 'authentication failed' lines" % (secs, failed))
+    # 2 workers x 20 lines per started second
+    check(0 < failed <= 40 * (int(secs) + 2), "too many auth failure lines: %d in %.2f s" % (failed, secs))
+    check("suppressed" in text, "no line reports the suppressed log lines")
 
 
 @tap.case("Two client ports -> two independent allocations with different relayed ports")
