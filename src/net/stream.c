@@ -87,8 +87,9 @@ static void stream_read(struct bufferevent *bev, void *arg)
 		if (rc < 0) {
 			char cs[NETADDR_STRLEN];
 
-			log_info("closing %s connection from %s: not STUN or ChannelData", c->tls ? "TLS" : "TCP",
-				 netaddr_str(&c->o.client, cs));
+			if (worker_log_ok(c->w))
+				log_info("closing %s connection from %s: not STUN or ChannelData",
+					 c->tls ? "TLS" : "TCP", netaddr_str(&c->o.client, cs));
 			stream_close(c);
 			return;
 		}
@@ -152,7 +153,8 @@ static void stream_accept(struct evconnlistener *lev, evutil_socket_t fd, struct
 			tls = 1;
 	if (atomic_fetch_add(&w->srv->nconns, 1) >= w->srv->cfg->max_connections) {
 		atomic_fetch_sub(&w->srv->nconns, 1);
-		log_debug("max-connections reached: refusing a connection");
+		if (worker_log_ok(w))
+			log_warnx("max-connections (%d) reached: refusing a connection", w->srv->cfg->max_connections);
 		close(fd);
 		return;
 	}
