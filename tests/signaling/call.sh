@@ -10,40 +10,11 @@ trap cleanup EXIT
 trap 'say "# interrupted"; failed=1; exit 1' INT TERM HUP
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/turnstone-call.XXXXXX") || exit 1
 
-pre=("node is installed" "ws and playwright-core are installed in tests/signaling/node_modules"
-     "server binary exists and is executable" "server answers GET /ice-servers and a STUN Binding on 127.0.0.1")
+pre=("${pre_common[@]}" "server answers GET /ice-servers and a STUN Binding on 127.0.0.1")
 post="server is still running after the browser test"
 
-if ! command -v node >/dev/null 2>&1; then
-  say "1..1"; not_ok "${pre[0]}"; exit 1
-fi
-n_js=$(node "$sig_dir/call.mjs" --count 2>"$workdir/count.err")
-if ! [[ "$n_js" =~ ^[0-9]+$ ]]; then
-  say "1..1"; not_ok "call.mjs --count works"; diag <"$workdir/count.err"; exit 1
-fi
-say "1..$((${#pre[@]} + n_js + 1))"
-
-renumber() {
-  local l
-  while IFS= read -r l; do
-    if [[ "$l" =~ ^(ok|not\ ok)\ ([0-9]+)(.*)$ ]]; then
-      say "${BASH_REMATCH[1]} $((BASH_REMATCH[2] + t))${BASH_REMATCH[3]}"
-    elif ! [[ "$l" =~ ^1\.\. ]]; then
-      say "$l"
-    fi
-  done
-}
-
-fail_rest() {
-  while [ "$t" -lt "${#pre[@]}" ]; do not_ok "${pre[$t]}"; say "# not reached: $1"; done
-  node "$sig_dir/call.mjs" --fail-all "$1" | renumber
-  t=$((t + n_js)); not_ok "$post"; exit 1
-}
-
-ok "${pre[0]}"
-if npm_setup; then ok "${pre[1]}"; else not_ok "${pre[1]}"; fail_rest "npm ci failed"; fi
-if [ -x "$server_bin" ] && [ -f "$server_bin" ]; then ok "${pre[2]}"; else
-  not_ok "${pre[2]}"; say "# $server_bin missing"; fail_rest "no server binary"; fi
+tap_begin call.mjs
+tap_prereqs
 
 read -r relay_min relay_max < <(node "$util" relay-window 200)
 turn_port=$(node "$util" free-port udp,tcp "${relay_min:-0}" "${relay_max:-0}")

@@ -1,4 +1,4 @@
-# tests/signaling/common.sh -- sourced by protocol.sh and call.sh: TAP
+# tests/signaling/common.sh -- sourced by protocol.sh, call.sh and tls.sh: TAP
 # helpers, npm ci, free ports, starting turnstone with signaling on
 # 127.0.0.1 and stopping it (by PID) on exit.
 #
@@ -59,6 +59,52 @@ cleanup() {
   fi
   [ -n "$workdir" ] && rm -rf "$workdir"
   exit "$rc"
+}
+
+# The first three checks every script here starts with.
+pre_common=("node is installed" "ws and playwright-core are installed in tests/signaling/node_modules"
+            "server binary exists and is executable")
+
+# tap_begin MJS: MJS (a script in tests/signaling) prints the rest of the
+# tests; with pre[] (our own checks, first) and post (our last check) set,
+# checks that node runs, counts MJS's tests and prints the plan.
+tap_begin() {
+  js=$1
+  if ! command -v node >/dev/null 2>&1; then
+    say "1..1"; not_ok "${pre[0]}"; exit 1
+  fi
+  n_js=$(node "$sig_dir/$js" --count 2>"$workdir/count.err")
+  if ! [[ "$n_js" =~ ^[0-9]+$ ]]; then
+    say "1..1"; not_ok "$js --count works"; diag <"$workdir/count.err"; exit 1
+  fi
+  say "1..$((${#pre[@]} + n_js + 1))"
+}
+
+# Prints the node script's TAP lines from stdin numbered on after ours.
+renumber() {
+  local l
+  while IFS= read -r l; do
+    if [[ "$l" =~ ^(ok|not\ ok)\ ([0-9]+)(.*)$ ]]; then
+      say "${BASH_REMATCH[1]} $((BASH_REMATCH[2] + t))${BASH_REMATCH[3]}"
+    elif ! [[ "$l" =~ ^1\.\. ]]; then
+      say "$l"
+    fi
+  done
+}
+
+# Emits every remaining test as failed (we cannot get that far) and exits.
+fail_rest() {
+  while [ "$t" -lt "${#pre[@]}" ]; do not_ok "${pre[$t]}"; say "# not reached: $1"; done
+  node "$sig_dir/$js" --fail-all "$1" | renumber
+  t=$((t + n_js)); not_ok "$post"; exit 1
+}
+
+# The pre_common checks: node (already known to run), npm ci, the binary.
+tap_prereqs() {
+  ok "${pre[0]}"
+  if npm_setup; then ok "${pre[1]}"; else not_ok "${pre[1]}"; fail_rest "npm ci failed"; fi
+  if [ -x "$server_bin" ] && [ -f "$server_bin" ]; then ok "${pre[2]}"; else
+    not_ok "${pre[2]}"; say "# $server_bin missing"; fail_rest "no server binary"; fi
 }
 
 # npm ci into tests/signaling (or a copy in the build tree when the source

@@ -14,44 +14,13 @@ trap cleanup EXIT
 trap 'say "# interrupted"; failed=1; exit 1' INT TERM HUP
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/turnstone-sigtls.XXXXXX") || exit 1
 
-pre=("node is installed" "ws and playwright-core are installed in tests/signaling/node_modules"
-     "server binary exists and is executable"
+pre=("${pre_common[@]}"
      "openssl makes two self-signed certificates for 127.0.0.1"
      "server starts: https GET /ice-servers and a STUN Binding over TLS answer, verified with the certificate")
 post="server is still running after the TLS tests"
 
-if ! command -v node >/dev/null 2>&1; then
-  say "1..1"; not_ok "${pre[0]}"; exit 1
-fi
-n_js=$(node "$sig_dir/tls.mjs" --count 2>"$workdir/count.err")
-if ! [[ "$n_js" =~ ^[0-9]+$ ]]; then
-  say "1..1"; not_ok "tls.mjs --count works"; diag <"$workdir/count.err"; exit 1
-fi
-say "1..$((${#pre[@]} + n_js + 1))"
-
-# Prints tls.mjs's TAP lines from stdin numbered on after ours.
-renumber() {
-  local l
-  while IFS= read -r l; do
-    if [[ "$l" =~ ^(ok|not\ ok)\ ([0-9]+)(.*)$ ]]; then
-      say "${BASH_REMATCH[1]} $((BASH_REMATCH[2] + t))${BASH_REMATCH[3]}"
-    elif ! [[ "$l" =~ ^1\.\. ]]; then
-      say "$l"
-    fi
-  done
-}
-
-# Emits every remaining test as failed (we cannot get that far) and exits.
-fail_rest() {
-  while [ "$t" -lt "${#pre[@]}" ]; do not_ok "${pre[$t]}"; say "# not reached: $1"; done
-  node "$sig_dir/tls.mjs" --fail-all "$1" | renumber
-  t=$((t + n_js)); not_ok "$post"; exit 1
-}
-
-ok "${pre[0]}"
-if npm_setup; then ok "${pre[1]}"; else not_ok "${pre[1]}"; fail_rest "npm ci failed"; fi
-if [ -x "$server_bin" ] && [ -f "$server_bin" ]; then ok "${pre[2]}"; else
-  not_ok "${pre[2]}"; say "# $server_bin missing"; fail_rest "no server binary"; fi
+tap_begin tls.mjs
+tap_prereqs
 
 # ---- two self-signed certificates (EC P-256) for 127.0.0.1 ---------------
 cert="$workdir/cert.pem" key="$workdir/key.pem"
