@@ -86,68 +86,11 @@ fi
 SERVER_PID=$TS_PID
 SERVER_LOG=$TS_LOG
 
-# run_uclient LABEL PORT TLS(yes|no) EXTRA_FLAGS... : 3 TAP lines (exit
-# status, counts, loss), plus one for TLS runs (a TLS session was set up)
+# run_uclient LABEL PORT TLS(yes|no) EXTRA_FLAGS... (see uclient_run in common.sh)
 run_uclient() {
-    local label=$1 port=$2 tls=$3 out rc sent recv lost ucpid
+    local label=$1 port=$2 tls=$3
     shift 3
-    if [ "$SERVER_UP" != yes ]; then
-        tap_fail "$label: turnutils_uclient exits 0" "not run: server not up"
-        tap_fail "$label: received == sent > 0" "not run: server not up"
-        tap_fail "$label: no messages lost" "not run: server not up"
-        [ "$tls" = yes ] && tap_fail "$label: uclient reports a TLS session" "not run: server not up"
-        return
-    fi
-    local try
-    for try in 1 2; do
-        # in the background + wait, so a signal to this script is handled at once
-        timeout 60 turnutils_uclient "$@" -u alice -w secret -r "$PEERPORT" -e 127.0.0.1 \
-            -p "$port" -n "$NMSG" -m "$NCLIENTS" "${SERVER_IP:-127.0.0.1}" >"$UC_OUT" 2>&1 </dev/null &
-        ucpid=$!
-        register_pid "$ucpid"
-        wait "$ucpid"
-        rc=$?
-        out=$(cat "$UC_OUT")
-        # uclient counts an echo that arrives after its deadline as lost; on a
-        # loaded machine that happens now and then, so one loss earns one
-        # retry (a relay that really loses packets fails both runs)
-        [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q 'Total lost packets 0 ' && break
-        [ "$try" = 1 ] && tap_diag "$label: first run (rc $rc) lost or failed; retrying once:" \
-            "$(printf '%s\n' "$out" | grep -E 'Total lost|tot_send_msgs=[0-9]+, tot_recv' | tail -n 2)"
-    done
-    tap_diag "turnutils_uclient $* -p $port ... (rc $rc), last lines:"
-    tap_diag "$(printf '%s\n' "$out" | tail -n 6)"
-    if [ "$rc" -eq 0 ]; then
-        tap_ok "$label: turnutils_uclient exits 0"
-    else
-        tap_fail "$label: turnutils_uclient exits 0" "exit status $rc (124 = timed out)" \
-            "$(printf '%s\n' "$out" | tail -n 40)"
-    fi
-    # summary: "start_mclient: tot_send_msgs=400, tot_recv_msgs=400"
-    sent=$(printf '%s\n' "$out" | sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\1/p' | tail -n 1)
-    recv=$(printf '%s\n' "$out" | sed -n 's/.*start_mclient: tot_send_msgs=\([0-9]*\), tot_recv_msgs=\([0-9]*\).*/\2/p' | tail -n 1)
-    # "Total lost packets 0 (0.000000%), total send dropped 0 (0.000000%)"
-    lost=$(printf '%s\n' "$out" | sed -n 's/.*Total lost packets \([0-9]*\).*/\1/p' | tail -n 1)
-    if [ -n "$sent" ] && [ -n "$recv" ] && [ "$sent" -eq $((NMSG * NCLIENTS)) ] && [ "$recv" -eq "$sent" ]; then
-        echo "# $label: received $recv of $sent"
-        tap_ok "$label: received == sent > 0"
-    else
-        tap_fail "$label: received == sent > 0 (recv='$recv' sent='$sent', expected $((NMSG * NCLIENTS)))"
-    fi
-    if [ -n "$lost" ] && [ "$lost" -eq 0 ]; then
-        tap_ok "$label: no messages lost"
-    else
-        tap_fail "$label: no messages lost (lost='$lost')"
-    fi
-    if [ "$tls" = yes ]; then
-        # "tls_connect: client session connected with cipher ..., method=TLSv1.2"
-        if printf '%s\n' "$out" | grep -q 'tls_connect: client session connected'; then
-            tap_diag "$(printf '%s\n' "$out" | grep 'tls_connect: client session connected' | head -n 1)"
-            tap_ok "$label: uclient reports a TLS session"
-        else
-            tap_fail "$label: uclient reports a TLS session" "no 'tls_connect: client session connected' line"
-        fi
-    fi
+    uclient_run "$label" "$port" "$tls" "${SERVER_IP:-127.0.0.1}" "$@"
 }
 
 run_uclient "TCP, channels" "$PORT" no -t
