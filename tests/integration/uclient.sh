@@ -22,35 +22,7 @@ NMSG=100
 NCLIENTS=4
 
 # ---------------------------------------------------------------- peer
-PEERPORT=$(free_udp_port 127.0.0.1) || die "no free peer port"
-PEERLOG=$(mktemp "${TMPDIR:-/tmp}/turnstone-peer.XXXXXX")
-register_tmp "$PEERLOG"
-with_pdeathsig turnutils_peer -L 127.0.0.1 -p "$PEERPORT" </dev/null >"$PEERLOG" 2>&1 &
-PEER_PID=$!
-register_pid "$PEER_PID"
-
-# the peer echoes: poll it with a datagram (loopback only)
-if python3 - "$PEERPORT" <<'EOF'
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 0))
-s.settimeout(0.2)
-end = time.time() + 5
-while time.time() < end:
-    s.sendto(b"echo-probe", ("127.0.0.1", int(sys.argv[1])))
-    try:
-        d, _ = s.recvfrom(2048)
-        if d == b"echo-probe":
-            sys.exit(0)
-    except (socket.timeout, ConnectionRefusedError):
-        time.sleep(0.1)
-sys.exit(1)
-EOF
-then
-    tap_ok "turnutils_peer echoes on 127.0.0.1"
-else
-    tap_fail "turnutils_peer echoes on 127.0.0.1 (port $PEERPORT)" "$(cat "$PEERLOG")"
-fi
+start_echo_peer
 
 # ---------------------------------------------------------------- server
 # turnutils_uclient (coturn 4.6) picks channel numbers from the RFC 5766 range
