@@ -17,6 +17,7 @@
 #include "auth/auth_nonce.h"
 #include "auth/auth_users.h"
 #include "config.h"
+#include "net/stats.h"
 #include "stun/stun_msg.h"
 #include "turn/turn_alloc.h"
 
@@ -110,6 +111,7 @@ struct worker {
 	unsigned log_n, log_dropped;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
 	uint8_t tx[2048];          /* response scratch buffer (answers are small) */
+	struct worker_stats stats; /* written by this worker only (net/stats.h) */
 };
 
 /* 1 when a log line about a client's request may be written now: at most
