@@ -6,7 +6,8 @@ src_turnstone_SOURCES += \
 	src/signal/signal_conn.c src/signal/signal_conn.h \
 	src/signal/signal_http.c src/signal/signal_http.h \
 	src/signal/signal_room.c src/signal/signal_room.h \
-	src/signal/signal_ice.c src/signal/signal_ice.h
+	src/signal/signal_ice.c src/signal/signal_ice.h \
+	src/signal/signal_iplimit.c src/signal/signal_iplimit.h
 src_turnstone_LDADD += $(WSLAY_LIBS) $(JANSSON_LIBS)
 
 # The HTTP request-head parser, handshake check and file mapping are pure.
@@ -14,6 +15,13 @@ UNIT_TESTS += tests/unit/test_signal_http
 tests_unit_test_signal_http_SOURCES = tests/unit/test_signal_http.c src/signal/signal_http.c
 tests_unit_test_signal_http_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_signal_http_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_signal_iplimit
+tests_unit_test_signal_iplimit_SOURCES = tests/unit/test_signal_iplimit.c src/signal/signal_iplimit.c
+tests_unit_test_signal_iplimit_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_signal_iplimit_LDADD = $(UNIT_LDADD)
+
+# GET / falls back to the source tree's page when run from the build tree.
+AM_CPPFLAGS += -DTURNSTONE_SRCDIR='"$(abs_top_srcdir)"'
 
 # The demo page, served from signaling-root (default $(datadir)/turnstone/www).
 wwwdir = $(datadir)/turnstone/www
