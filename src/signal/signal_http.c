@@ -242,6 +242,7 @@ const char *signal_http_reason(int status)
 	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
