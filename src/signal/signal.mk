@@ -31,5 +31,5 @@ dist_www_DATA = share/www/index.html share/www/app.js share/www/style.css
 INTEGRATION_TESTS += tests/signaling/protocol.sh tests/signaling/tls.sh tests/signaling/call.sh
 EXTRA_DIST += \
 	tests/signaling/package.json tests/signaling/package-lock.json \
-	tests/signaling/common.sh tests/signaling/protocol.sh tests/signaling/protocol.mjs \
+	tests/signaling/common.sh tests/signaling/lib.mjs tests/signaling/protocol.sh tests/signaling/protocol.mjs \
 	tests/signaling/call.sh tests/signaling/call.mjs tests/signaling/tls.sh tests/signaling/tls.mjs
