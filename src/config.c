@@ -115,7 +115,7 @@ static const struct opt opts[] = {
 	INT("auth-cache-ttl", auth_cache_ttl, 0, 60, "SECONDS", "how long a worker caches a Redis key"),
 	BOOL("no-signaling", no_signaling, "do not serve the WebSocket signaling endpoint and demo page"),
 	INT("signaling-port", signaling_port, 1, 65535, "PORT",
-	    "HTTP/WebSocket signaling port; setting it turns signaling on (0: not set, 8080 with 'signaling')"),
+	    "HTTP/WebSocket signaling port; setting it turns signaling on (8080 with just 'signaling')"),
 	BOOL("signaling-tls", signaling_tls, "serve https:// and wss:// with cert and pkey"),
 	{ "signaling-origin", OPT_STR_LIST, F(signaling_origin), F(n_signaling_origin), 0, 0, check_nonempty,
 	  "ORIGIN", "Origin allowed to open the WebSocket, repeatable (none: any)" },
@@ -722,6 +722,8 @@ void config_free(struct config *c)
 static void usage_default(struct config *d, const struct opt *o, char *buf, size_t len)
 {
 	buf[0] = '\0';
+	if (o->type == OPT_INT && *(int *)field(d, o) < o->lo)
+		return; /* outside the range: "not set" (signaling-port) */
 	if (o->type == OPT_INT)
 		snprintf(buf, len, " [%d]", *(int *)field(d, o));
 	else if (o->type == OPT_STR && *(char **)field(d, o) != NULL)
