@@ -4,8 +4,8 @@
 // three servers secure.sh starts on 127.0.0.1:
 //   A  etc/turnstone.conf as shipped plus use-auth-secret/static-auth-secret:
 //      no signaling-auth-secret, no signaling-open-credentials -> STUN only
-//   B  signaling-auth-secret (and signaling-open-credentials, which it
-//      overrides): join and /ice-servers need a join token
+//   B  the same plus signaling-auth-secret (and signaling-open-credentials,
+//      which it overrides): join and /ice-servers need a join token
 //   C  signaling-open-credentials with small limits: 4 connections per IP,
 //      2 rooms, 64 KiB output queue, JSON depth 8, rate 1000/s
 // Tokens are minted here with node's crypto, independently of the server.
@@ -20,7 +20,8 @@ import crypto from 'node:crypto';
 import { C, sleep, withTimeout, rawHttp, statusOf, headerOf, Client, isErr, Raw, loadWs } from './lib.mjs';
 
 const TESTS = [
-  ['a-ice', 'A (shipped config): GET /ice-servers answers STUN only, no TURN credential'],
+  ['a-page', 'A (shipped config, no signaling-root): GET / serves the demo page (installed or from the source tree)'],
+  ['a-ice', 'A: GET /ice-servers answers STUN only, no TURN credential'],
   ['a-join', 'A: join works, iceServers has STUN only'],
   ['b-ice-none', 'B: GET /ice-servers without a token: 401 "token required", no credential'],
   ['b-ice-query', 'B: GET /ice-servers?token=: TURN credential, username EXPIRY:USER.PEERID, valid HMAC'],
@@ -123,6 +124,12 @@ async function joined(c, msg, what) {
 // ------------------------------------------------------------- tests ----
 async function serverA() {
   C.port = Number(env('PORT_A'));
+  await t('a-page', async () => {
+    const r = await fetch(`http://127.0.0.1:${C.port}/`);
+    const body = await r.text();
+    if (r.status !== 200 || !/^text\/html/.test(r.headers.get('content-type')) || !body.includes('app.js')) throw new Error(`${r.status} ${r.headers.get('content-type')} ${body.slice(0, 200)}`);
+    return `${body.length} bytes`;
+  });
   await t('a-ice', async () => {
     const r = await getIce();
     if (r.status !== 200 || /credential|username/.test(r.text)) throw new Error(`${r.status} ${r.text}`);

@@ -2,8 +2,8 @@
 # Who gets TURN credentials, and the signaling limits (TAP): starts three
 # turnstone servers on 127.0.0.1 (see secure.mjs): A from etc/turnstone.conf
 # as shipped plus use-auth-secret and a static-auth-secret (no token secret,
-# no open credentials: STUN only), B with signaling-auth-secret (join
-# tokens), C with signaling-open-credentials and small limits; has
+# no open credentials: STUN only), B the same plus signaling-auth-secret
+# (join tokens), C with signaling-open-credentials and small limits; has
 # turnstone-admin signaling-token print a token from a configuration file
 # holding B's secret, and runs secure.mjs against the three.
 set -u
@@ -15,7 +15,7 @@ admin_bin=${TURNSTONE_ADMIN_BIN:-$build/src/turnstone-admin}
 
 pre=("${pre_common[@]}"
      "server A starts from etc/turnstone.conf with use-auth-secret and a static-auth-secret"
-     "server B starts with signaling-auth-secret"
+     "server B starts from etc/turnstone.conf with the same and signaling-auth-secret"
      "server C starts with small signaling limits"
      "turnstone-admin -c FILE signaling-token ROOM carol prints a token")
 post="the three servers are still running after the tests"
@@ -32,8 +32,9 @@ done
 secret=$(node -e 'console.log(require("crypto").randomBytes(12).toString("hex"))')
 token_secret=$(node -e 'console.log(require("crypto").randomBytes(16).toString("hex"))')
 ttl=900
+# No signaling-root: A must find the page itself (installed, or the source tree's share/www).
 common=(--listening-ip=127.0.0.1 --no-tls --relay-threads=1 --use-auth-secret --static-auth-secret="$secret"
-        --signaling-credential-ttl=$ttl --signaling-root="$top/share/www")
+        --signaling-credential-ttl=$ttl)
 
 # start NAME LOG ARGS...: start_server, keeping earlier servers for cleanup.
 start() {
@@ -47,7 +48,7 @@ sig_port=${ports[1]}
 start "${pre[3]}" a.log -c "$top/etc/turnstone.conf" "${common[@]}" --listening-port="${ports[0]}" \
   --signaling-port="$sig_port"
 sig_port=${ports[3]}
-start "${pre[4]}" b.log "${common[@]}" --listening-port="${ports[2]}" --signaling-port="$sig_port" \
+start "${pre[4]}" b.log -c "$top/etc/turnstone.conf" "${common[@]}" --listening-port="${ports[2]}" --signaling-port="$sig_port" \
   --signaling-auth-secret="$token_secret" --signaling-open-credentials
 sig_port=${ports[5]}
 start "${pre[5]}" c.log "${common[@]}" --listening-port="${ports[4]}" --signaling-port="$sig_port" \
