@@ -114,7 +114,8 @@ static const struct opt opts[] = {
 	  "separator between expiry time and user id" },
 	INT("auth-cache-ttl", auth_cache_ttl, 0, 60, "SECONDS", "how long a worker caches a Redis key"),
 	BOOL("no-signaling", no_signaling, "do not serve the WebSocket signaling endpoint and demo page"),
-	INT("signaling-port", signaling_port, 1, 65535, "PORT", "HTTP/WebSocket signaling port"),
+	INT("signaling-port", signaling_port, 1, 65535, "PORT",
+	    "HTTP/WebSocket signaling port; setting it turns signaling on (8080 with just 'signaling')"),
 	BOOL("signaling-tls", signaling_tls, "serve https:// and wss:// with cert and pkey"),
 	{ "signaling-origin", OPT_STR_LIST, F(signaling_origin), F(n_signaling_origin), 0, 0, check_nonempty,
 	  "ORIGIN", "Origin allowed to open the WebSocket, repeatable (none: any)" },
@@ -128,6 +129,19 @@ static const struct opt opts[] = {
 	    "close a signaling connection silent this long (pings are sent meanwhile)"),
 	{ "signaling-root", OPT_STR, F(signaling_root), 0, 0, 0, check_nonempty, "DIR",
 	  "directory of the demo page served at /" },
+	/* signaling: off unless asked for; who gets TURN credentials; limits (issue 13) */
+	BOOL("signaling", signaling, "serve the WebSocket signaling endpoint (implied by signaling-port)"),
+	{ "signaling-auth-secret", OPT_STR, F(signaling_auth_secret), 0, 0, 0, check_nonempty, "SECRET",
+	  "require join tokens signed with this secret (HMAC-SHA256) for rooms and TURN credentials" },
+	BOOL("signaling-open-credentials", signaling_open_credentials,
+	     "hand TURN credentials to any signaling client without a token (local demo only)"),
+	INT("signaling-max-conns-per-ip", signaling_max_conns_per_ip, 1, 1000000, "N",
+	    "signaling connections per IPv4 address or IPv6 /64"),
+	INT("signaling-max-rooms", signaling_max_rooms, 1, 10000000, "N", "signaling rooms at once"),
+	INT("signaling-output-limit", signaling_output_limit, 65536, 64 << 20, "BYTES",
+	    "output queued to one signaling client before it is disconnected"),
+	INT("signaling-max-json-depth", signaling_max_json_depth, 2, 1000, "N",
+	    "nesting of arrays and objects allowed in a signaling message"),
 	{ "log-file", OPT_STR, F(log_file), 0, 0, 0, NULL, "FILE", "log here instead of stderr" },
 	BOOL("verbose", verbose, "debug logging"),
 	{ "pidfile", OPT_STR, F(pidfile), 0, 0, 0, NULL, "FILE", "write the process id here" },
@@ -576,13 +590,18 @@ void config_defaults(struct config *c)
 	c->auth_cache_ttl = 5;
 	c->cipher_list = strdup("DEFAULT");
 	c->rest_api_separator = strdup(":");
-	c->signaling_port = 8080;
+	c->signaling_port = 0; /* not set: config_load turns signaling on when it is */
 	c->signaling_credential_ttl = 3600;
 	c->signaling_max_message = 65536;
 	c->signaling_room_size = 8;
 	c->signaling_rate = 50;
 	c->signaling_idle_timeout = 60;
 	c->signaling_root = strdup(CONFIG_DATADIR "/turnstone/www");
+	/* signaling: off unless asked for; who gets TURN credentials; limits (issue 13) */
+	c->signaling_max_conns_per_ip = 50;
+	c->signaling_max_rooms = 10000;
+	c->signaling_output_limit = 1024 * 1024;
+	c->signaling_max_json_depth = 32;
 	/* Out of memory leaves NULLs, which config_validate reports. */
 	c->realm = strdup("turnstone");
 	c->software = strdup(CONFIG_SOFTWARE);
@@ -637,6 +656,14 @@ int config_load(struct config *c, int argc, char **argv, int *want_help, char *e
 		c->lt_cred_mech = 1;
 	if (c->allow_loopback_peers)
 		turn_policy_allow_loopback(c->policy);
+	/* The signaling endpoint opens a port only when configured: 'signaling'
+	 * or a signaling-port; no-signaling still wins. */
+	if (c->signaling_port != 0)
+		c->signaling = 1;
+	else
+		c->signaling_port = CONFIG_SIGNALING_PORT;
+	if (!c->signaling)
+		c->no_signaling = 1;
 	return 0;
 }
 
@@ -695,6 +722,8 @@ void config_free(struct config *c)
 static void usage_default(struct config *d, const struct opt *o, char *buf, size_t len)
 {
 	buf[0] = '\0';
+	if (o->type == OPT_INT && *(int *)field(d, o) < o->lo)
+		return; /* outside the range: "not set" (signaling-port) */
 	if (o->type == OPT_INT)
 		snprintf(buf, len, " [%d]", *(int *)field(d, o));
 	else if (o->type == OPT_STR && *(char **)field(d, o) != NULL)

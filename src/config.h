@@ -12,6 +12,7 @@
 #include "turn/turn_policy.h"
 
 #define CONFIG_MAX_LISTEN 8
+#define CONFIG_SIGNALING_PORT 8080 /* signaling-port when only 'signaling' is set */
 #define CONFIG_MAX_USERS 256
 
 struct config_user {
@@ -69,7 +70,7 @@ struct config {
 
 	/* WebSocket signaling endpoint and demo page (RFC 6455) */
 	int no_signaling;                 /* boolean */
-	int signaling_port;               /* HTTP/WebSocket port, default 8080 */
+	int signaling_port;               /* HTTP/WebSocket port; config_load: 8080 when not set */
 	int signaling_tls;                /* boolean: https/wss with cert and pkey */
 	char *signaling_origin[CONFIG_MAX_LISTEN]; /* allowed Origin values; none: any */
 	size_t n_signaling_origin;
@@ -79,6 +80,14 @@ struct config {
 	int signaling_rate;               /* messages per second per client, default 50 */
 	int signaling_idle_timeout;       /* seconds without a frame before closing, default 60 */
 	char *signaling_root;             /* directory of the static page, default DATADIR/turnstone/www */
+	/* signaling: off unless asked for; who gets TURN credentials; limits (issue 13) */
+	int signaling;                    /* boolean: serve the endpoint (set signaling-port implies it) */
+	char *signaling_auth_secret;      /* HMAC-SHA256 key of join tokens; NULL: no tokens */
+	int signaling_open_credentials;   /* boolean: TURN credentials without a token (local demo) */
+	int signaling_max_conns_per_ip;   /* connections per IPv4 address / IPv6 /64, default 50 */
+	int signaling_max_rooms;          /* rooms at once, default 10000 */
+	int signaling_output_limit;       /* bytes queued to one client before it is dropped, default 1 MiB */
+	int signaling_max_json_depth;     /* nesting of arrays and objects in a message, default 32 */
 
 	char *log_file;                   /* NULL: stderr */
 	int verbose;                      /* boolean */

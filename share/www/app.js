@@ -14,6 +14,10 @@ if (!room) {
   history.replaceState(null, '', '?' + params.toString());
 }
 const relayOnly = params.get('relay') === '1';
+// A join token from the app's backend (signaling-auth-secret), e.g. a link
+// ?room=R&token=T it handed to a signed-in user; without one the server
+// decides (STUN only, or open credentials on a local demo).
+const token = params.get('token');
 
 const $ = (id) => document.getElementById(id);
 const state = { id: null, ws: null, iceServers: [], local: null, peers: new Map(), error: null, wsState: 'connecting' };
@@ -161,7 +165,7 @@ async function start() {
   const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
   state.ws = ws;
   let chain = Promise.resolve(); // handle messages one at a time, in order
-  ws.onopen = () => { state.wsState = 'open'; send({ type: 'join', room }); updateStatus(); };
+  ws.onopen = () => { state.wsState = 'open'; send(token ? { type: 'join', room, token } : { type: 'join', room }); updateStatus(); };
   ws.onmessage = (e) => {
     let m;
     try { m = JSON.parse(e.data); } catch { return; }

@@ -3,12 +3,18 @@
 
 # Pure: TURN REST API credentials (HMAC-SHA1 passwords), linked by everyone.
 src_libturnstone_a_SOURCES += src/auth/auth_rest.c src/auth/auth_rest.h
+# Pure: signaling join tokens (HMAC-SHA256), for the server and signaling-token.
+src_libturnstone_a_SOURCES += src/auth/auth_token.c src/auth/auth_token.h
 
 # UNIT_TESTS feeds both check_PROGRAMS and TESTS in Makefile.am.
 UNIT_TESTS += tests/unit/test_rest
 tests_unit_test_rest_SOURCES = tests/unit/test_rest.c
 tests_unit_test_rest_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_rest_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_auth_token
+tests_unit_test_auth_token_SOURCES = tests/unit/test_auth_token.c
+tests_unit_test_auth_token_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_auth_token_LDADD = $(UNIT_LDADD)
 
 # The asynchronous Redis client needs libevent and hiredis, so it is kept out
 # of the pure library: the server, turnstone-admin (for the conninfo parser)

@@ -17,11 +17,13 @@
 
 #include "auth/auth_redis.h"
 #include "auth/auth_rest.h"
+#include "auth/auth_token.h"
 #include "config.h"
 #include "stun/stun_msg.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_CRED_TTL 86400
+#define DEFAULT_TOKEN_TTL 300 /* a join token only has to last until the page joins */
 #define MAX_TTL (10L * 365 * 86400)
 
 /* Options given on the command line; which ones a command accepts is in its
@@ -31,6 +33,7 @@ enum {
 	OPT_TTL = 1 << 1,
 	OPT_KILL = 1 << 2,
 	OPT_HOST = 1 << 3,
+	OPT_SECRET = 1 << 4,
 };
 
 struct admin {
@@ -39,7 +42,7 @@ struct admin {
 	const char *realm;          /* --realm, else the config's realm */
 	int json;
 	unsigned given;             /* OPT_* seen */
-	const char *password, *host;
+	const char *password, *host, *secret;
 	long ttl;
 	int kill;
 	struct config cfg;
@@ -560,6 +563,40 @@ static int cmd_credential(struct admin *a, char **args)
 	return 0;
 }
 
+/* ---- signaling-token ------------------------------------------------------ */
+
+/* Prints a join token for the signaling endpoint (src/auth/auth_token.h),
+ * signed with --secret or the configuration's signaling-auth-secret. */
+static int cmd_signaling_token(struct admin *a, char **args)
+{
+	long ttl = (a->given & OPT_TTL) ? a->ttl : DEFAULT_TOKEN_TTL;
+	uint64_t expiry = (uint64_t)time(NULL) + (uint64_t)ttl;
+	const char *secret = a->secret != NULL ? a->secret : a->cfg.signaling_auth_secret;
+	char token[AUTH_TOKEN_MAX_LEN + 1];
+
+	if (secret == NULL || secret[0] == '\0') {
+		errx_msg("signaling-token: no secret: give --secret or -c FILE with signaling-auth-secret");
+		return EXIT_USAGE;
+	}
+	if (!auth_token_user_ok(args[1], strlen(args[1]))) {
+		errx_msg("signaling-token: user id '%s' must be 1..%d of [A-Za-z0-9_.@-]", args[1], AUTH_TOKEN_USER_MAX);
+		return EXIT_USAGE;
+	}
+	if (args[0][0] == '\0' || strlen(args[0]) > AUTH_TOKEN_ROOM_MAX) {
+		errx_msg("signaling-token: the room must be 1..%d bytes", AUTH_TOKEN_ROOM_MAX);
+		return EXIT_USAGE;
+	}
+	if (auth_token_make(secret, expiry, args[1], args[0], token, sizeof(token)) < 0) {
+		errx_msg("signaling-token: cannot make the token");
+		return 1;
+	}
+	if (a->json)
+		return emit_json(json_pack("{s:s, s:s, s:s, s:I, s:I}", "token", token, "room", args[0], "user",
+					   args[1], "ttl", (json_int_t)ttl, "expires", (json_int_t)expiry));
+	puts(token);
+	return 0;
+}
+
 /* ---- command line ------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -583,6 +620,13 @@ static const struct command commands[] = {
 	  "signed with the configuration's first static-auth-secret or else a secret\n"
 	  "from Redis, and an iceServers entry for RTCPeerConnection. HOST: --host, else\n"
 	  "external-ip, else the first listening-ip, else 127.0.0.1.\n" },
+	{ "signaling-token", NULL, 2, OPT_TTL | OPT_SECRET, cmd_signaling_token,
+	  "signaling-token ROOM USER [--ttl SECONDS] [--secret SECRET]",
+	  "Prints a join token for the signaling endpoint: USER (1..64 of [A-Za-z0-9_.@-])\n"
+	  "may join ROOM (and so get TURN credentials) for --ttl seconds (default 300).\n"
+	  "Format EXPIRY:USER:ROOM:base64url(HMAC-SHA256(secret, \"EXPIRY:USER:ROOM\")),\n"
+	  "signed with --secret or the configuration's signaling-auth-secret (-c).\n"
+	  "Pass it in join as \"token\", or to /ice-servers as ?token= or a Bearer header.\n" },
 	{ "session", "kill", 1, 0, cmd_session_kill, "session kill USER",
 	  "Publishes USER on turnstone/realm/REALM/kill: every server worker drops the\n"
 	  "user's cached key and ends the user's allocations.\n" },
@@ -673,13 +717,14 @@ static int parse_ttl(const char *s, long *out)
  * *want_help for -h/--help. Positional words are left in argv[optind..]. */
 static int parse_args(struct admin *a, int argc, char **argv, int *want_help)
 {
-	enum { O_REDIS = 256, O_REALM, O_JSON, O_PASSWORD, O_TTL, O_KILL, O_HOST };
+	enum { O_REDIS = 256, O_REALM, O_JSON, O_PASSWORD, O_TTL, O_KILL, O_HOST, O_SECRET };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
 		{ "redis", required_argument, NULL, O_REDIS }, { "realm", required_argument, NULL, O_REALM },
 		{ "json", no_argument, NULL, O_JSON }, { "password", required_argument, NULL, O_PASSWORD },
 		{ "ttl", required_argument, NULL, O_TTL }, { "kill", no_argument, NULL, O_KILL },
-		{ "host", required_argument, NULL, O_HOST }, { NULL, 0, NULL, 0 },
+		{ "host", required_argument, NULL, O_HOST }, { "secret", required_argument, NULL, O_SECRET },
+		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -707,6 +752,7 @@ static int parse_args(struct admin *a, int argc, char **argv, int *want_help)
 			break;
 		case O_KILL: a->kill = 1; a->given |= OPT_KILL; break;
 		case O_HOST: a->host = optarg; a->given |= OPT_HOST; break;
+		case O_SECRET: a->secret = optarg; a->given |= OPT_SECRET; break;
 		default: return EXIT_USAGE; /* getopt printed why */
 		}
 	}

@@ -6,7 +6,8 @@ src_turnstone_SOURCES += \
 	src/signal/signal_conn.c src/signal/signal_conn.h \
 	src/signal/signal_http.c src/signal/signal_http.h \
 	src/signal/signal_room.c src/signal/signal_room.h \
-	src/signal/signal_ice.c src/signal/signal_ice.h
+	src/signal/signal_ice.c src/signal/signal_ice.h \
+	src/signal/signal_iplimit.c src/signal/signal_iplimit.h
 src_turnstone_LDADD += $(WSLAY_LIBS) $(JANSSON_LIBS)
 
 # The HTTP request-head parser, handshake check and file mapping are pure.
@@ -14,14 +15,23 @@ UNIT_TESTS += tests/unit/test_signal_http
 tests_unit_test_signal_http_SOURCES = tests/unit/test_signal_http.c src/signal/signal_http.c
 tests_unit_test_signal_http_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_signal_http_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_signal_iplimit
+tests_unit_test_signal_iplimit_SOURCES = tests/unit/test_signal_iplimit.c src/signal/signal_iplimit.c
+tests_unit_test_signal_iplimit_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_signal_iplimit_LDADD = $(UNIT_LDADD)
+
+# GET / falls back to the source tree's page when run from the build tree.
+AM_CPPFLAGS += -DTURNSTONE_SRCDIR='"$(abs_top_srcdir)"'
 
 # The demo page, served from signaling-root (default $(datadir)/turnstone/www).
 wwwdir = $(datadir)/turnstone/www
 dist_www_DATA = share/www/index.html share/www/app.js share/www/style.css
 
 # Protocol tests with the npm "ws" client, and the two-browser video call.
-INTEGRATION_TESTS += tests/signaling/protocol.sh tests/signaling/tls.sh tests/signaling/call.sh
+INTEGRATION_TESTS += tests/signaling/protocol.sh tests/signaling/tls.sh tests/signaling/call.sh \
+	tests/signaling/secure.sh
 EXTRA_DIST += \
 	tests/signaling/package.json tests/signaling/package-lock.json \
-	tests/signaling/common.sh tests/signaling/protocol.sh tests/signaling/protocol.mjs \
-	tests/signaling/call.sh tests/signaling/call.mjs tests/signaling/tls.sh tests/signaling/tls.mjs
+	tests/signaling/common.sh tests/signaling/lib.mjs tests/signaling/protocol.sh tests/signaling/protocol.mjs \
+	tests/signaling/call.sh tests/signaling/call.mjs tests/signaling/tls.sh tests/signaling/tls.mjs \
+	tests/signaling/secure.sh tests/signaling/secure.mjs

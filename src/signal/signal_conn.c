@@ -32,15 +32,16 @@
 #include <unistd.h>
 #include <wslay/wslay.h>
 
+#include "auth/auth_token.h"
 #include "log.h"
 #include "signal/signal_http.h"
 #include "signal/signal_ice.h"
+#include "signal/signal_iplimit.h"
 #include "signal/signal_room.h"
 
 #define HEAD_TIMEOUT_SEC 10          /* to send a whole request head */
 #define LINGER_SEC 2                 /* CLOSING: wait for the client's FIN */
 #define MAX_FILE (4 * 1024 * 1024)   /* bytes of one static file */
-#define MAX_OUTPUT (8 * 1024 * 1024) /* bytes queued to one slow client */
 #define ABUSE_FACTOR 3               /* messages/s over rate*3: close 1008 */
 
 enum conn_state { CONN_HTTP, CONN_WS, CONN_CLOSING };
@@ -54,6 +55,8 @@ struct signal_conn {
 	char remote[INET6_ADDRSTRLEN + 8]; /* for logs */
 	wslay_event_context_ptr ws;
 	struct signal_peer peer;
+	uint8_t ipkey[SIGNAL_IPLIMIT_KEY_LEN]; /* source address, counted in ctx->iplimit */
+	int ip_counted;
 	struct event *timer;               /* HTTP: none; WS: ping/idle tick; CLOSING: linger */
 	struct event *flush;               /* sends what wslay has queued */
 	struct timespec last_rx;
@@ -82,6 +85,8 @@ static void conn_free(struct signal_conn *c)
 	struct signal_ctx *ctx = c->ctx;
 
 	signal_rooms_leave(ctx->rooms, &c->peer);
+	if (c->ip_counted)
+		signal_iplimit_put(ctx->iplimit, c->ipkey);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	if (c->flush != NULL)
@@ -224,7 +229,7 @@ out:
 
 static void http_file(struct signal_conn *c, const struct signal_http_req *r, int head_only)
 {
-	const char *root = c->ctx->cfg->signaling_root;
+	const char *root = c->ctx->root;
 	char path[4096];
 	const char *ctype;
 	size_t len = 0;
@@ -239,19 +244,76 @@ static void http_file(struct signal_conn *c, const struct signal_http_req *r, in
 	free(body);
 }
 
-static void http_ice_servers(struct signal_conn *c, int head_only)
+/* Whether a client gets TURN credentials (docs/signaling.md, "Who gets TURN
+ * credentials"). With signaling-auth-secret only with a valid token (for
+ * room, or any room when room is NULL); its user id and the peer id make
+ * the REST user id "<user>.<peer id>", so session kill and logs can tie a
+ * relay to a signaling client. Without a secret everyone when
+ * signaling-open-credentials is set (user id: the peer id), else no one.
+ * Returns 1 with uid filled, 0 for STUN only, -1 (refused) with *why set. */
+static int conn_authorise(struct signal_conn *c, const char *token, const char *room, const char *peer_id,
+			  char *uid, size_t uidlen, const char **why)
 {
-	char uid[SIGNAL_PEER_ID_LEN + 1];
+	const struct config *cfg = c->ctx->cfg;
+	struct auth_token t;
+	int rc;
+
+	if (cfg->signaling_auth_secret == NULL) {
+		if (!cfg->signaling_open_credentials)
+			return 0;
+		snprintf(uid, uidlen, "%s", peer_id);
+		return 1;
+	}
+	if (token == NULL) {
+		*why = "token required";
+		return -1;
+	}
+	rc = auth_token_check(cfg->signaling_auth_secret, token, room, (uint64_t)time(NULL), &t);
+	if (rc != AUTH_TOKEN_OK) {
+		*why = auth_token_reason(rc);
+		log_debug("signaling: %s: %s", c->remote, *why);
+		return -1;
+	}
+	snprintf(uid, uidlen, "%s.%s", t.user, peer_id);
+	return 1;
+}
+
+static void http_ice_servers(struct signal_conn *c, const struct signal_http_req *r, int head_only)
+{
+	const struct config *cfg = c->ctx->cfg;
+	const char *origin = signal_http_header(r, "Origin"), *token, *why = "";
+	char uid[AUTH_TOKEN_USER_MAX + SIGNAL_PEER_ID_LEN + 2], qtoken[AUTH_TOKEN_MAX_LEN + 1], body[96];
 	struct signal_peer tmp;
 	json_t *list, *doc;
 	char *text;
+	int q, allowed;
 
+	/* Browsers send Origin on cross-origin requests: refuse other sites'
+	 * pages (other clients can set any Origin; the token is the real gate). */
+	if (cfg->n_signaling_origin > 0 && origin != NULL &&
+	    !signal_http_origin_allowed(origin, cfg->signaling_origin, cfg->n_signaling_origin)) {
+		log_info("signaling: %s: /ice-servers from origin '%s' refused", c->remote, origin);
+		http_error(c, 403, NULL);
+		return;
+	}
+	if ((q = signal_http_query_param(r->target, "token", qtoken, sizeof(qtoken))) > 0)
+		token = qtoken;
+	else if (q < 0)
+		token = "";  /* badly escaped or too long: malformed */
+	else
+		token = signal_http_bearer(r);
 	if (signal_peer_init(&tmp, NULL) < 0) {
 		http_error(c, 500, NULL);
 		return;
 	}
-	memcpy(uid, tmp.id, sizeof(uid));
-	list = signal_ice_servers(c->ctx->ice, c->host, uid);
+	if ((allowed = conn_authorise(c, token, NULL, tmp.id, uid, sizeof(uid), &why)) < 0) {
+		int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why);
+
+		http_respond(c, 401, "application/json", body, (size_t)n,
+			     "WWW-Authenticate: Bearer realm=\"turnstone\"\r\n", head_only);
+		return;
+	}
+	list = signal_ice_servers(c->ctx->ice, c->host, allowed ? uid : NULL);
 	doc = list != NULL ? json_pack("{s:o}", "iceServers", list) : NULL;
 	text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
@@ -281,7 +343,7 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ws, const uint8_t *data, size_
 {
 	struct signal_conn *c = arg;
 
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > MAX_OUTPUT) {
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > (size_t)c->ctx->cfg->signaling_output_limit) {
 		log_info("signaling: %s: client does not read; dropping it", c->remote);
 		wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;
@@ -369,21 +431,31 @@ static int ws_rate_limit(struct signal_conn *c)
 
 static void ws_join(struct signal_conn *c, json_t *msg)
 {
-	json_t *room = json_object_get(msg, "room"), *peers = NULL, *ice, *reply;
+	json_t *room = json_object_get(msg, "room"), *token = json_object_get(msg, "token"), *peers = NULL, *ice,
+	       *reply;
+	char uid[AUTH_TOKEN_USER_MAX + SIGNAL_PEER_ID_LEN + 2];
+	const char *why = "";
 	char *text;
-	int rc;
+	int rc, allowed;
 
 	if (!json_is_string(room) || json_string_length(room) == 0 ||
 	    json_string_length(room) > SIGNAL_ROOM_NAME_MAX || strlen(json_string_value(room)) != json_string_length(room)) {
 		ws_error(c, "missing room");
 		return;
 	}
-	signal_rooms_leave(c->ctx->rooms, &c->peer); /* one room at a time: join again = move */
-	if ((rc = signal_rooms_join(c->ctx->rooms, &c->peer, json_string_value(room), &peers)) != 0) {
-		ws_error(c, rc == -1 ? "room full" : "server error");
+	/* Refused: an error, and the client stays where it was. */
+	allowed = conn_authorise(c, json_is_string(token) ? json_string_value(token) : token != NULL ? "" : NULL,
+				 json_string_value(room), c->peer.id, uid, sizeof(uid), &why);
+	if (allowed < 0) {
+		ws_error(c, why);
 		return;
 	}
-	ice = signal_ice_servers(c->ctx->ice, c->host, c->peer.id);
+	signal_rooms_leave(c->ctx->rooms, &c->peer); /* one room at a time: join again = move */
+	if ((rc = signal_rooms_join(c->ctx->rooms, &c->peer, json_string_value(room), &peers)) != 0) {
+		ws_error(c, rc == -1 ? "room full" : rc == -3 ? "too many rooms" : "server error");
+		return;
+	}
+	ice = signal_ice_servers(c->ctx->ice, c->host, allowed ? uid : NULL);
 	reply = json_pack("{s:s, s:s, s:O, s:o, s:o}", "type", "joined", "id", c->peer.id, "room", room, "peers",
 			  peers, "iceServers", ice != NULL ? ice : json_array());
 	text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
@@ -393,7 +465,8 @@ static void ws_join(struct signal_conn *c, json_t *msg)
 		ws_error(c, "server error");
 	free(text);
 	json_decref(reply);
-	log_debug("signaling: %s: peer %s joined room '%s'", c->remote, c->peer.id, json_string_value(room));
+	log_debug("signaling: %s: peer %s joined room '%s'%s%s", c->remote, c->peer.id, json_string_value(room),
+		  allowed ? " with TURN credentials for " : "", allowed ? uid : "");
 }
 
 static int reserved_type(const char *type)
@@ -417,6 +490,10 @@ static void ws_text(struct signal_conn *c, const uint8_t *data, size_t len)
 
 	if (ws_rate_limit(c) != 0)
 		return;
+	if (signal_json_too_deep((const char *)data, len, c->ctx->cfg->signaling_max_json_depth)) {
+		ws_error(c, "too deep");
+		return;
+	}
 	if ((msg = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
 		ws_error(c, "invalid JSON");
 		return;
@@ -561,7 +638,7 @@ static void http_dispatch(struct signal_conn *c, const struct signal_http_req *r
 	} else if (strcmp(r->method, "GET") != 0 && !head_only) {
 		http_error(c, 405, "Allow: GET, HEAD\r\n");
 	} else if (plen == 12 && strncmp(r->target, "/ice-servers", 12) == 0) {
-		http_ice_servers(c, head_only);
+		http_ice_servers(c, r, head_only);
 	} else {
 		http_file(c, r, head_only);
 	}
@@ -656,6 +733,26 @@ static void conn_addresses(struct signal_conn *c, evutil_socket_t fd)
 	}
 }
 
+/* Counts c's source address (signaling-max-conns-per-ip). Returns 0, or -1
+ * when the address already has that many connections. */
+static int conn_count_ip(struct signal_conn *c, evutil_socket_t fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int rc;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 || signal_iplimit_key((struct sockaddr *)&ss, c->ipkey) < 0)
+		return 0; /* e.g. the peer is already gone: nothing to count */
+	rc = signal_iplimit_take(c->ctx->iplimit, c->ipkey, (unsigned)c->ctx->cfg->signaling_max_conns_per_ip);
+	if (rc == -1) {
+		log_debug("signaling: %d connections from one address (signaling-max-conns-per-ip); refusing one",
+			  c->ctx->cfg->signaling_max_conns_per_ip);
+		return -1;
+	}
+	c->ip_counted = rc == 0;
+	return 0;
+}
+
 int signal_conn_new(struct signal_ctx *ctx, evutil_socket_t fd, SSL_CTX *tls)
 {
 	struct timeval tv = {HEAD_TIMEOUT_SEC, 0};
@@ -669,6 +766,11 @@ int signal_conn_new(struct signal_ctx *ctx, evutil_socket_t fd, SSL_CTX *tls)
 		return -1;
 	}
 	c->ctx = ctx;
+	if (conn_count_ip(c, fd) < 0) {
+		evutil_closesocket(fd);
+		free(c);
+		return -1;
+	}
 	conn_addresses(c, fd);
 	if (tls != NULL && (ssl = SSL_new(tls)) != NULL) {
 		c->tls = 1;
@@ -682,6 +784,8 @@ int signal_conn_new(struct signal_ctx *ctx, evutil_socket_t fd, SSL_CTX *tls)
 	if (c->bev == NULL) {
 		if (ssl != NULL)
 			SSL_free(ssl);
+		if (c->ip_counted)
+			signal_iplimit_put(ctx->iplimit, c->ipkey);
 		evutil_closesocket(fd);
 		free(c);
 		return -1;

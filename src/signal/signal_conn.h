@@ -18,6 +18,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 struct event_base;
 struct signal_conn;
 struct signal_ice;
+struct signal_iplimit;
 struct signal_rooms;
 
 /* What connections share, owned by the signaling thread. */
@@ -28,11 +29,14 @@ struct signal_ctx {
 	struct signal_ice *ice;
 	struct signal_conn *conns;       /* every open connection */
 	size_t nconns;
+	struct signal_iplimit *iplimit;  /* connections per source address */
+	const char *root;                /* page directory in use (signaling-root or the source tree's) */
 };
 
 /* Takes over the accepted socket fd and starts reading a request head; with
  * tls not NULL the connection speaks TLS (the SSL holds its own reference).
- * Returns 0, or -1 (fd closed) when over max-connections or out of memory. */
+ * Returns 0, or -1 (fd closed) when over max-connections or
+ * signaling-max-conns-per-ip, or out of memory. */
 int signal_conn_new(struct signal_ctx *ctx, evutil_socket_t fd, SSL_CTX *tls);
 
 /* Closes and frees every connection of ctx at once (shutdown). */

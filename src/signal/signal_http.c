@@ -153,6 +153,16 @@ static int ws_key_valid(const char *key)
 	return EVP_DecodeBlock(out, (const unsigned char *)key, 24) == 18;
 }
 
+int signal_http_origin_allowed(const char *origin, char *const *origins, size_t norigins)
+{
+	size_t i;
+
+	for (i = 0; i < norigins; i++)
+		if (strcasecmp(origin, origins[i]) == 0)
+			return 1;
+	return 0;
+}
+
 int signal_http_ws_check(const struct signal_http_req *r, char *const *origins, size_t norigins,
 			 char accept[29])
 {
@@ -161,7 +171,6 @@ int signal_http_ws_check(const struct signal_http_req *r, char *const *origins, 
 	const char *origin = signal_http_header(r, "Origin");
 	unsigned char md[SHA_DIGEST_LENGTH];
 	char cat[64 + sizeof(WS_GUID)];
-	size_t i;
 
 	if (strcmp(r->method, "GET") != 0 || r->version_minor < 1 || !signal_http_wants_ws(r) ||
 	    !signal_http_has_token(signal_http_header(r, "Connection"), "upgrade"))
@@ -170,13 +179,8 @@ int signal_http_ws_check(const struct signal_http_req *r, char *const *origins, 
 		return 426;
 	if (key == NULL || !ws_key_valid(key))
 		return 400;
-	if (norigins > 0) {
-		for (i = 0; i < norigins; i++)
-			if (origin != NULL && strcasecmp(origin, origins[i]) == 0)
-				break;
-		if (i == norigins)
-			return 403;
-	}
+	if (norigins > 0 && (origin == NULL || !signal_http_origin_allowed(origin, origins, norigins)))
+		return 403;
 	snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
 	SHA1((const unsigned char *)cat, strlen(cat), md);
 	EVP_EncodeBlock((unsigned char *)accept, md, sizeof(md));
@@ -238,6 +242,7 @@ const char *signal_http_reason(int status)
 	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -249,4 +254,98 @@ const char *signal_http_reason(int status)
 	case 505: return "HTTP Version Not Supported";
 	default: return "";
 	}
+}
+
+static int hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes the form-encoded value s[0..len) ("+" is a space, %XX a byte)
+ * into out. Returns 0, or -1 for a bad escape, a NUL byte or no room. */
+static int form_decode(const char *s, size_t len, char *out, size_t outlen)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= len || (hi = hex_val(s[i + 1])) < 0 || (lo = hex_val(s[i + 2])) < 0)
+				return -1;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (c == 0 || o + 1 >= outlen)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int signal_http_query_param(const char *target, const char *name, char *out, size_t outlen)
+{
+	const char *end = target + strcspn(target, "#"), *p;
+	const char *q = memchr(target, '?', (size_t)(end - target));
+	size_t nlen = strlen(name);
+
+	if (q == NULL)
+		return 0;
+	for (p = q + 1; p < end;) {
+		size_t plen = strcspn(p, "&#");
+
+		if (p + plen > end)
+			plen = (size_t)(end - p);
+		if (plen > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=')
+			return form_decode(p + nlen + 1, plen - nlen - 1, out, outlen) < 0 ? -1 : 1;
+		p += plen + 1;
+	}
+	return 0;
+}
+
+const char *signal_http_bearer(const struct signal_http_req *r)
+{
+	const char *v = signal_http_header(r, "Authorization");
+
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+		return NULL;
+	for (v += 7; *v == ' '; v++)
+		;
+	return *v != '\0' ? v : NULL;
+}
+
+int signal_json_too_deep(const char *text, size_t len, int max)
+{
+	size_t i;
+	int depth = 0, in_str = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = text[i];
+
+		if (in_str) {
+			if (c == '\\')
+				i++; /* skip the escaped character */
+			else if (c == '"')
+				in_str = 0;
+		} else if (c == '"') {
+			in_str = 1;
+		} else if (c == '[' || c == '{') {
+			if (++depth > max)
+				return 1;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return 0;
 }

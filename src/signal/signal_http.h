@@ -55,6 +55,25 @@ int signal_http_has_token(const char *value, const char *token);
 int signal_http_ws_check(const struct signal_http_req *r, char *const *origins, size_t norigins,
 			 char accept[29]);
 
+/* 1 when origin equals (case-insensitive) one of origins[0..norigins). */
+int signal_http_origin_allowed(const char *origin, char *const *origins, size_t norigins);
+
+/* Finds the query parameter name in target ("/p?a=1&name=v"), decodes it as
+ * application/x-www-form-urlencoded ("+" is a space, %XX a byte) into
+ * out[0..outlen) with a NUL. Returns 1 when found, 0 when absent, -1 when
+ * its value is badly escaped, holds a NUL byte or does not fit. */
+int signal_http_query_param(const char *target, const char *name, char *out, size_t outlen);
+
+/* The credentials of an "Authorization: Bearer TOKEN" header (RFC 6750
+ * §2.1; the scheme is case-insensitive), pointing into r, or NULL. */
+const char *signal_http_bearer(const struct signal_http_req *r);
+
+/* 1 when the JSON text[0..len) nests arrays and objects deeper than max
+ * (brackets inside strings do not count), else 0. jansson has no run-time
+ * depth limit, so the server checks the text before parsing it; the scan
+ * is linear and needs no memory. Malformed text is left to the parser. */
+int signal_json_too_deep(const char *text, size_t len, int max);
+
 /* 1 when r asks for a WebSocket upgrade at all (Upgrade: websocket). */
 int signal_http_wants_ws(const struct signal_http_req *r);
 

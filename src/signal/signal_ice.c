@@ -112,6 +112,13 @@ struct signal_ice *signal_ice_new(const struct config *cfg, struct event_base *b
 	}
 	ice->cfg = cfg;
 	set_external(ice, cfg->external_ip);
+	if (cfg->signaling_auth_secret != NULL)
+		log_info("signaling: joining and TURN credentials need a token (signaling-auth-secret)%s",
+			 cfg->signaling_open_credentials ? "; signaling-open-credentials is ignored" : "");
+	else if (cfg->signaling_open_credentials)
+		log_info("signaling: signaling-open-credentials: every client gets TURN credentials");
+	else
+		log_info("signaling: neither signaling-auth-secret nor signaling-open-credentials: pages get STUN only");
 	if (!cfg->use_auth_secret) {
 		log_info("signaling: use-auth-secret is off: pages get no TURN credentials (STUN only)");
 	} else if (cfg->n_static_auth_secret == 0 && cfg->redis_userdb == NULL) {
@@ -198,7 +205,7 @@ json_t *signal_ice_servers(struct signal_ice *ice, const char *host, const char 
 		snprintf(url, sizeof(url), "stun:%s:%d", host, ice->cfg->listening_port);
 		json_array_append_new(list, json_pack("{s:[s]}", "urls", url));
 	}
-	if (ice_secret(ice) != NULL && add_turn(ice, list, host, user_id) < 0)
+	if (user_id != NULL && ice_secret(ice) != NULL && add_turn(ice, list, host, user_id) < 0)
 		log_warnx("signaling: could not build TURN credentials");
 	return list;
 }

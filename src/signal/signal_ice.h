@@ -33,7 +33,8 @@ void signal_ice_free(struct signal_ice *ice);
 
 /* Builds the RTCIceServer array. host is the address to advertise when
  * external-ip is not set: the local IP the HTTP client reached, IPv6 in
- * brackets. user_id goes into the REST username "<expiry>:<user_id>".
+ * brackets. user_id goes into the REST username "<expiry>:<user_id>";
+ * NULL: the client is not entitled to TURN credentials, STUN only.
  * Returns a new reference, or NULL on no memory. */
 json_t *signal_ice_servers(struct signal_ice *ice, const char *host, const char *user_id);
 

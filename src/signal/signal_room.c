@@ -20,7 +20,7 @@ struct signal_room {
 
 struct signal_rooms {
 	struct signal_room *bucket[ROOM_BUCKETS];
-	size_t room_size, nrooms;
+	size_t room_size, nrooms, max_rooms;
 	signal_room_send_fn *send;
 };
 
@@ -33,13 +33,14 @@ static size_t room_hash(const char *s)
 	return h % ROOM_BUCKETS;
 }
 
-struct signal_rooms *signal_rooms_new(size_t room_size, signal_room_send_fn *send)
+struct signal_rooms *signal_rooms_new(size_t room_size, size_t max_rooms, signal_room_send_fn *send)
 {
 	struct signal_rooms *rs = calloc(1, sizeof(*rs));
 
 	if (rs == NULL)
 		return NULL;
 	rs->room_size = room_size;
+	rs->max_rooms = max_rooms;
 	rs->send = send;
 	return rs;
 }
@@ -116,6 +117,8 @@ int signal_rooms_join(struct signal_rooms *rs, struct signal_peer *p, const char
 			break;
 	if (r != NULL && r->n >= rs->room_size)
 		return -1;
+	if (r == NULL && rs->max_rooms > 0 && rs->nrooms >= rs->max_rooms)
+		return -3;
 	if ((ids = json_array()) == NULL)
 		return -2;
 	if (r == NULL) {

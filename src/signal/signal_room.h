@@ -31,8 +31,9 @@ struct signal_peer {
  * back into this module. */
 typedef void signal_room_send_fn(void *conn, const char *text, size_t len);
 
-/* A room set whose rooms hold at most room_size peers. NULL on no memory. */
-struct signal_rooms *signal_rooms_new(size_t room_size, signal_room_send_fn *send);
+/* A room set whose rooms hold at most room_size peers, with at most
+ * max_rooms rooms at once (0: no limit). NULL on no memory. */
+struct signal_rooms *signal_rooms_new(size_t room_size, size_t max_rooms, signal_room_send_fn *send);
 
 /* Frees the rooms (peers stay with their owners; their room becomes NULL). */
 void signal_rooms_free(struct signal_rooms *rs);
@@ -44,7 +45,8 @@ int signal_peer_init(struct signal_peer *p, void *conn);
 /* Puts p (in no room) into the room called name (created on first join),
  * sends {"type":"peer-joined","id":...} to the others and stores a new
  * reference to the array of the other members' ids in *peers.
- * Returns 0, -1 when the room is full, -2 on no memory. */
+ * Returns 0, -1 when the room is full, -2 on no memory, -3 when the room
+ * does not exist and max_rooms rooms already do. */
 int signal_rooms_join(struct signal_rooms *rs, struct signal_peer *p, const char *name, json_t **peers);
 
 /* Takes p out of its room (nothing when it is in none), sends

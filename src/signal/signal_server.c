@@ -16,12 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "signal/signal_conn.h"
 #include "signal/signal_ice.h"
+#include "signal/signal_iplimit.h"
 #include "signal/signal_room.h"
+
+#ifndef CONFIG_DATADIR
+#define CONFIG_DATADIR "/usr/local/share"
+#endif
 
 #define MAX_LISTENERS (CONFIG_MAX_LISTEN + 1)
 
@@ -89,6 +95,12 @@ static void *signal_thread(void *arg)
 	return NULL;
 }
 
+/* 1 when the IP literal ip is in 127.0.0.0/8 or is ::1. */
+static int is_loopback(const char *ip)
+{
+	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 || strncmp(ip, "::ffff:127.", 11) == 0;
+}
+
 /* Binds one listener on ip (a literal), port. Returns 0, or -1 with err. */
 static int listen_on(struct signal_server *s, const char *ip, int port, char *err, size_t errlen)
 {
@@ -116,6 +128,9 @@ static int listen_on(struct signal_server *s, const char *ip, int port, char *er
 	s->nlst++;
 	log_info("signaling: listening for %s on %s%s%s port %d", s->tls != NULL ? "https/wss" : "http/ws",
 		 strchr(ip, ':') ? "[" : "", ip, strchr(ip, ':') ? "]" : "", port);
+	if (s->ctx.cfg->signaling_open_credentials && s->ctx.cfg->signaling_auth_secret == NULL && !is_loopback(ip))
+		log_warnx("signaling: signaling-open-credentials on %s: anyone who reaches this address gets "
+			  "TURN credentials; set signaling-auth-secret for a public server", ip);
 	return 0;
 }
 
@@ -146,6 +161,7 @@ static void server_free(struct signal_server *s)
 	signal_conn_free_all(&s->ctx);
 	signal_ice_free(s->ctx.ice);
 	signal_rooms_free(s->ctx.rooms);
+	signal_iplimit_free(s->ctx.iplimit);
 	if (s->wake != NULL)
 		event_free(s->wake);
 	if (s->efd >= 0)
@@ -156,6 +172,24 @@ static void server_free(struct signal_server *s)
 	SSL_CTX_free(s->pending_tls);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+}
+
+/* signaling-root; but when it is the default and was never installed (the
+ * server runs from its build tree) the source tree's share/www, so the page
+ * works before `make install`. */
+static const char *page_root(const struct config *cfg)
+{
+#ifdef TURNSTONE_SRCDIR
+	struct stat st;
+
+	if (cfg->signaling_root != NULL && strcmp(cfg->signaling_root, CONFIG_DATADIR "/turnstone/www") == 0 &&
+	    stat(cfg->signaling_root, &st) < 0 && stat(TURNSTONE_SRCDIR "/share/www/index.html", &st) == 0) {
+		log_info("signaling: %s does not exist; serving the page from %s", cfg->signaling_root,
+			 TURNSTONE_SRCDIR "/share/www");
+		return TURNSTONE_SRCDIR "/share/www";
+	}
+#endif
+	return cfg->signaling_root;
 }
 
 static int server_init(struct signal_server *s, const struct config *cfg, char *err, size_t errlen)
@@ -172,7 +206,10 @@ static int server_init(struct signal_server *s, const struct config *cfg, char *
 		return -1;
 	}
 	s->ctx.cfg = cfg;
-	if ((s->ctx.rooms = signal_rooms_new((size_t)cfg->signaling_room_size, signal_conn_send_text)) == NULL) {
+	s->ctx.root = page_root(cfg);
+	if ((s->ctx.iplimit = signal_iplimit_new()) == NULL ||
+	    (s->ctx.rooms = signal_rooms_new((size_t)cfg->signaling_room_size, (size_t)cfg->signaling_max_rooms,
+					     signal_conn_send_text)) == NULL) {
 		snprintf(err, errlen, "signaling: out of memory");
 		return -1;
 	}

@@ -27,7 +27,7 @@ secret=$(node -e 'console.log(require("crypto").randomBytes(12).toString("hex"))
 if start_server --listening-ip=127.0.0.1 --listening-port="$turn_port" --relay-ip=127.0.0.1 \
      --min-port="$relay_min" --max-port="$relay_max" --allow-loopback-peers --no-tls --relay-threads=2 \
      --realm=turnstone.test --use-auth-secret --static-auth-secret="$secret" \
-     --signaling-port="$sig_port" --signaling-root="$top/share/www" &&
+     --signaling-port="$sig_port" --signaling-root="$top/share/www" --signaling-open-credentials &&
    node "$util" stun-ping 127.0.0.1 "$turn_port" 3000 >"$workdir/ping.out" 2>&1; then
   ok "${pre[3]}"
   diag <"$workdir/ping.out"

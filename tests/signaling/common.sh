@@ -16,6 +16,7 @@ t=0
 failed=0
 server_pid=""
 node_pid=""
+extra_pids=()   # more servers a script started (stop_server moves them here)
 workdir=""
 
 say()    { printf '%s\n' "$*"; }
@@ -30,6 +31,10 @@ cleanup() {
     kill -TERM "$node_pid" 2>/dev/null
     wait "$node_pid" 2>/dev/null
   fi
+  local p
+  for p in "${extra_pids[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; fi
+  done
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null
     for _ in $(seq 1 30); do
@@ -126,11 +131,12 @@ npm_setup() {
 }
 
 # start_server ARGS...: starts $server_bin with ARGS (output in
-# $workdir/server.log) and waits up to 15 s until GET /ice-servers answers on
-# 127.0.0.1:$sig_port. Returns 0 when it does.
+# ${server_log:-$workdir/server.log}) and waits up to 15 s until GET
+# /ice-servers answers on 127.0.0.1:$sig_port (200, or 401 when tokens are
+# required). Returns 0 when it does.
 start_server() {
   say "# starting: $server_bin $*"
-  "$server_bin" "$@" >"$workdir/server.log" 2>&1 </dev/null &
+  "$server_bin" "$@" >"${server_log:-$workdir/server.log}" 2>&1 </dev/null &
   server_pid=$!
   local deadline=$((SECONDS + 15))
   while [ "$SECONDS" -lt "$deadline" ]; do
@@ -141,7 +147,7 @@ start_server() {
       return 1
     fi
     if node -e '
-      fetch(process.argv[1]).then(r => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1));
+      fetch(process.argv[1]).then(r => process.exit(r.status === 200 || r.status === 401 ? 0 : 1), () => process.exit(1));
       setTimeout(() => process.exit(1), 1000);' "http://127.0.0.1:$sig_port/ice-servers" 2>/dev/null; then
       return 0
     fi

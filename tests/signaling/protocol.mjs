@@ -19,7 +19,7 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
+import { C, sleep, withTimeout, rawHttp, statusOf, headerOf, upgradeReq, Client, isErr, Raw, loadWs } from './lib.mjs';
 
 const TESTS = [
   ['http-index', 'GET / serves index.html (200, text/html, no-cache, same bytes)'],
@@ -27,11 +27,12 @@ const TESTS = [
   ['http-405', 'POST / answers 405'],
   ['http-431', 'a request head over 8 KiB answers 431'],
   ['http-ice', 'GET /ice-servers: stun: and turn: URLs on 127.0.0.1 with a valid REST credential expiring in TTL'],
+  ['http-ice-origin', 'GET /ice-servers with an Origin outside signaling-origin answers 403; allowed or no Origin: 200'],
   ['ws-accept', 'handshake: Sec-WebSocket-Accept is base64(SHA-1(key + GUID))'],
   ['ws-version', 'handshake: Sec-WebSocket-Version 8 answers 426 with Sec-WebSocket-Version: 13'],
   ['ws-key', 'handshake: a missing or malformed Sec-WebSocket-Key answers 400'],
   ['ws-origin', 'handshake: an Origin outside signaling-origin (or none) answers 403'],
-  ['join-first', 'join: first peer gets joined with a 16-hex id, no peers, iceServers with TURN credentials'],
+  ['join-first', 'join: first peer gets joined with a 16-hex id, no peers, iceServers with TURN credentials (open credentials: user id = peer id)'],
   ['join-second', 'join: second peer gets the first in peers; the first gets peer-joined'],
   ['forward-to', 'offer with to reaches only that peer, from set, SDP untouched'],
   ['forge-from', 'a client cannot forge from: the server overwrites it'],
@@ -41,6 +42,7 @@ const TESTS = [
   ['bad-json', 'non-JSON text: error "invalid JSON", connection stays usable'],
   ['not-object', 'a JSON array: error "not a JSON object"'],
   ['no-type', 'missing type: error "missing type"'],
+  ['too-deep', 'nesting deeper than signaling-max-json-depth (32): error "too deep"; 32 levels are parsed'],
   ['reserved', 'a client type the server uses (peer-left) is refused with an error'],
   ['no-room', 'a message before join: error "not in a room"'],
   ['join-no-room', 'join without a room: error "missing room"'],
@@ -82,166 +84,6 @@ if (argv[0] === '--fail-all') {
 console.log(`1..${TESTS.length}`);
 
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`environment variable ${k} is not set`); return v; };
-let WebSocket;
-const C = {};
-
-// ------------------------------------------------------------ helpers ----
-const sleep = (ms) => new Promise(r => setTimeout(r, ms));
-
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms); })])
-    .finally(() => clearTimeout(t));
-}
-
-// A raw HTTP/1.1 exchange: sends text, returns everything until the server
-// closes (or the head of a 101).
-function rawHttp(text, { upto101 = false, ms = 3000 } = {}) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const s = net.connect(C.port, '127.0.0.1');
-    let buf = Buffer.alloc(0);
-    s.on('data', d => {
-      buf = Buffer.concat([buf, d]);
-      if (upto101 && buf.includes('\r\n\r\n')) { s.destroy(); resolve(buf.toString('latin1')); }
-    });
-    s.on('end', () => resolve(buf.toString('latin1')));
-    s.on('close', () => resolve(buf.toString('latin1')));
-    s.on('error', reject);
-    s.write(text);
-  }), ms, 'raw HTTP exchange');
-}
-
-function statusOf(resp) { const m = /^HTTP\/1\.1 (\d{3})/.exec(resp); return m ? Number(m[1]) : null; }
-function headerOf(resp, name) {
-  const m = new RegExp(`^${name}:\\s*(.*?)\\r$`, 'mi').exec(resp);
-  return m ? m[1] : null;
-}
-
-function upgradeReq(headers) {
-  const h = { Host: `127.0.0.1:${C.port}`, Upgrade: 'websocket', Connection: 'Upgrade',
-              'Sec-WebSocket-Key': crypto.randomBytes(16).toString('base64'), 'Sec-WebSocket-Version': '13',
-              Origin: C.origin, ...headers };
-  let s = 'GET /ws HTTP/1.1\r\n';
-  for (const [k, v] of Object.entries(h)) if (v !== null) s += `${k}: ${v}\r\n`;
-  return s + '\r\n';
-}
-
-// A ws client that records every message; resolves once open.
-class Client {
-  constructor(label) { this.label = label; this.msgs = []; this.waiters = []; this.closed = null; this.pings = 0; }
-  open(opts = {}) {
-    return withTimeout(new Promise((resolve, reject) => {
-      this.ws = new WebSocket(`ws://127.0.0.1:${C.port}/ws`, { origin: C.origin, ...opts });
-      this.ws.on('open', resolve);
-      this.ws.on('error', (e) => { this.error = e; reject(e); });
-      this.ws.on('ping', () => { this.pings++; });
-      this.ws.on('message', (data, isBinary) => {
-        let m;
-        try { m = JSON.parse(data.toString()); } catch { m = { unparsable: data.toString() }; }
-        this.msgs.push(m);
-        this.kick();
-      });
-      this.ws.on('close', (code, reason) => { this.closed = { code, reason: reason.toString() }; this.kick(); });
-    }), 3000, `${this.label} opens`);
-  }
-  kick() { for (const w of this.waiters.splice(0)) w(); }
-  send(obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)); }
-  // Waits for (and removes) the first message matching pred.
-  async next(pred = () => true, ms = 2000, what = 'a message') {
-    const t0 = Date.now();
-    for (;;) {
-      const i = this.msgs.findIndex(pred);
-      if (i >= 0) return this.msgs.splice(i, 1)[0];
-      if (this.closed) throw new Error(`${this.label}: closed (${this.closed.code}) while waiting for ${what}`);
-      const left = ms - (Date.now() - t0);
-      if (left <= 0) throw new Error(`${this.label}: timed out waiting for ${what}; have ${JSON.stringify(this.msgs)}`);
-      await new Promise(r => { this.waiters.push(r); setTimeout(r, left); });
-    }
-  }
-  async nothing(pred = () => true, ms = 300) {
-    await sleep(ms);
-    const m = this.msgs.find(pred);
-    if (m) throw new Error(`${this.label}: unexpected message ${JSON.stringify(m)}`);
-  }
-  async closedWith(ms = 3000) {
-    const t0 = Date.now();
-    while (!this.closed) {
-      if (Date.now() - t0 > ms) throw new Error(`${this.label}: not closed within ${ms} ms`);
-      await new Promise(r => { this.waiters.push(r); setTimeout(r, 100); });
-    }
-    return this.closed;
-  }
-  close() { try { this.ws.terminate(); } catch { /* gone */ } }
-}
-
-const isErr = (reason) => (m) => m.type === 'error' && m.reason === reason;
-
-// A raw WebSocket connection: handshake, then hand-made frames; collects the
-// server's frames (unmasked) and reports the close code.
-class Raw {
-  async open() {
-    this.frames = [];
-    this.buf = Buffer.alloc(0);
-    this.ended = false;
-    await withTimeout(new Promise((resolve, reject) => {
-      this.s = net.connect(C.port, '127.0.0.1');
-      let head = true;
-      this.s.on('error', () => { this.ended = true; });
-      this.s.on('close', () => { this.ended = true; });
-      this.s.on('data', d => {
-        this.buf = Buffer.concat([this.buf, d]);
-        if (head) {
-          const i = this.buf.indexOf('\r\n\r\n');
-          if (i < 0) return;
-          const h = this.buf.subarray(0, i).toString('latin1');
-          this.buf = this.buf.subarray(i + 4);
-          head = false;
-          if (statusOf(h) !== 101) { reject(new Error('no 101: ' + h)); return; }
-          resolve();
-        }
-        this.parse();
-      });
-      this.s.write(upgradeReq({}));
-    }), 3000, 'raw WebSocket handshake');
-  }
-  parse() {
-    for (;;) {
-      const b = this.buf;
-      if (b.length < 2) return;
-      let len = b[1] & 0x7f, off = 2;
-      if (len === 126) { if (b.length < 4) return; len = b.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (b.length < 10) return; len = Number(b.readBigUInt64BE(2)); off = 10; }
-      if (b.length < off + len) return;
-      this.frames.push({ opcode: b[0] & 0x0f, payload: b.subarray(off, off + len) });
-      this.buf = b.subarray(off + len);
-    }
-  }
-  frame(opcode, payload, { mask = true, fin = true } = {}) {
-    const p = Buffer.from(payload);
-    const hdr = [(fin ? 0x80 : 0) | opcode];
-    if (p.length < 126) hdr.push((mask ? 0x80 : 0) | p.length);
-    else { hdr.push((mask ? 0x80 : 0) | 126, p.length >> 8, p.length & 0xff); }
-    let body = p;
-    const parts = [Buffer.from(hdr)];
-    if (mask) {
-      const k = crypto.randomBytes(4);
-      body = Buffer.from(p.map((x, i) => x ^ k[i % 4]));
-      parts.push(k);
-    }
-    parts.push(body);
-    this.s.write(Buffer.concat(parts));
-  }
-  async closeCode(ms) {
-    const t0 = Date.now();
-    for (;;) {
-      const f = this.frames.find(x => x.opcode === 8);
-      if (f) return f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;
-      if (Date.now() - t0 > ms) throw new Error(`no close frame within ${ms} ms (ended: ${this.ended}; frames: ${this.frames.map(x => x.opcode).join(',')})`);
-      await sleep(50);
-    }
-  }
-  destroy() { this.s.destroy(); }
-}
 
 function verifyRest(username, credential) {
   const want = crypto.createHmac('sha1', C.secret).update(username).digest('base64');
@@ -311,6 +153,17 @@ async function httpTests() {
   });
 }
 
+async function httpOriginTests() {
+  await t('http-ice-origin', async () => {
+    const get = (origin) => rawHttp(`GET /ice-servers HTTP/1.1\r\nHost: x\r\n${origin ? `Origin: ${origin}\r\n` : ''}\r\n`);
+    const evil = await get('http://evil.test'), good = await get(C.origin.toUpperCase()), none = await get(null);
+    if (statusOf(evil) !== 403 || /credential/.test(evil)) throw new Error(`evil origin: ${evil}`);
+    if (statusOf(good) !== 200 || !/credential/.test(good)) throw new Error(`allowed origin: ${good}`);
+    if (statusOf(none) !== 200) throw new Error(`no origin: ${none}`);
+    return 'evil 403, allowed 200, none 200';
+  });
+}
+
 async function handshakeTests() {
   await t('ws-accept', async () => {
     const key = crypto.randomBytes(16).toString('base64');
@@ -346,7 +199,10 @@ async function roomTests() {
     if (!/^[0-9a-f]{16}$/.test(j.id)) throw new Error(`id ${j.id}`);
     if (!Array.isArray(j.peers) || j.peers.length !== 0) throw new Error(`peers ${JSON.stringify(j.peers)}`);
     a.id = j.id;
-    return `id ${j.id}; ` + checkIceServers(j.iceServers, 'joined');
+    const info = checkIceServers(j.iceServers, 'joined');
+    const turn = j.iceServers.find(s => s.username);
+    if (turn.username.split(':')[1] !== j.id) throw new Error(`username ${turn.username} does not carry the peer id ${j.id}`);
+    return `id ${j.id}; ` + info;
   });
   await t('join-second', async () => {
     await b.open();
@@ -406,6 +262,14 @@ async function roomTests() {
   await t('no-type', async () => {
     a.send({ to: b.id, sdp: 'x' });
     await a.next(isErr('missing type'), 2000, 'error missing type');
+  });
+  await t('too-deep', async () => {
+    const nest = (d) => '['.repeat(d) + ']'.repeat(d);
+    a.send(`{"type":"deep","to":"${b.id}","x":${nest(32)}}`); // 33 levels with the object
+    await a.next(isErr('too deep'), 2000, 'error too deep');
+    a.send(`{"type":"deep","to":"${b.id}","x":${nest(31)},"s":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}`);
+    const m = await b.next(m => m.type === 'deep', 2000, '32 levels forwarded');
+    if (m.from !== a.id) throw new Error(JSON.stringify(m));
     a.send({ type: 42 });
     await a.next(isErr('missing type'), 2000, 'error missing type (number)');
   });
@@ -546,7 +410,7 @@ async function keepAliveTests() {
 }
 
 async function main() {
-  ({ default: WebSocket } = await import('ws'));
+  await loadWs();
   C.port = Number(env('SIG_PORT'));
   C.origin = env('SIG_ORIGIN');
   C.turnPort = Number(env('TURN_PORT'));
@@ -559,6 +423,7 @@ async function main() {
   C.index = env('INDEX_HTML');
   const ka = keepAliveTests(); // runs alongside the others (it mostly waits)
   await httpTests();
+  await httpOriginTests();
   await handshakeTests();
   await roomTests();
   await ka;

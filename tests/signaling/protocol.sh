@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Signaling protocol tests (TAP): starts turnstone with the signaling
-# endpoint on a random free 127.0.0.1 port (small room size, rate and idle
+# endpoint on a random free 127.0.0.1 port (signaling-open-credentials, as
+# the local demo; small room size, rate and idle
 # timeout so the limits are quick to reach) and runs protocol.mjs against it
 # with the npm "ws" client (installed by npm ci from package-lock.json).
 set -u
@@ -27,7 +28,7 @@ if start_server --listening-ip=127.0.0.1 --listening-port="$turn_port" --no-tls 
      --relay-threads=1 --use-auth-secret --static-auth-secret="$secret" \
      --signaling-port="$sig_port" --signaling-root="$top/share/www" --signaling-origin="$origin" \
      --signaling-room-size=$room_size --signaling-rate=$rate --signaling-idle-timeout=$idle \
-     --signaling-credential-ttl=$ttl --signaling-max-message=$max_message; then
+     --signaling-credential-ttl=$ttl --signaling-max-message=$max_message --signaling-open-credentials; then
   ok "${pre[3]}"
 else
   not_ok "${pre[3]}"; fail_rest "server did not start"

@@ -85,7 +85,7 @@ server_args=(
   --listening-ip=127.0.0.1 --listening-port="$turn_port" --tls-listening-port="$tls_port"
   --cert="$cert" --pkey="$key" --relay-ip=127.0.0.1 --min-port="$relay_min" --max-port="$relay_max"
   --realm=turnstone.test --relay-threads=1 --use-auth-secret --static-auth-secret="$secret"
-  --signaling-port="$sig_port" --signaling-tls --signaling-root="$top/share/www"
+  --signaling-port="$sig_port" --signaling-tls --signaling-root="$top/share/www" --signaling-open-credentials
 )
 say "# starting: $server_bin ${server_args[*]}"
 "$server_bin" "${server_args[@]}" >"$workdir/server.log" 2>&1 </dev/null &

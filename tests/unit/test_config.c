@@ -504,6 +504,7 @@ static void test_example_conf(void **state)
 		char *argv[] = { "turnstone", "-c", path, NULL };
 		assert_int_equal(config_load(&f->c, 3, argv, NULL, f->err, sizeof(f->err)), 0);
 	}
+	assert_int_equal(f->c.no_signaling, 0); /* the shipped file turns signaling on */
 	for (size_t i = 0; i < N_KEYS; i++) {
 		snprintf(needle, sizeof(needle), "\n#%s = ", all_keys[i]);
 		if (strstr(text, needle) == NULL)
@@ -520,6 +521,50 @@ static void test_example_conf(void **state)
 	assert_int_equal(load_with(f, NULL, 0), 0);
 	assert_int_equal(f->c.n_users, 2);
 	assert_int_equal(config_validate(&f->c, f->err, sizeof(f->err)), 0);
+}
+
+/* The signaling endpoint opens its port only when configured (issue 13):
+ * 'signaling' or a signaling-port turn it on, no-signaling wins; and the
+ * defaults of the signaling limits. */
+static void test_signaling_off_by_default(void **state)
+{
+	struct fixture *f = *state;
+	char *on[] = { "--signaling" };
+	char *port[] = { "--signaling-port=9000" };
+	char *forced_off[] = { "--signaling-port=9000", "--no-signaling" };
+	char *keys[] = { "--signaling-auth-secret=s", "--signaling-open-credentials", "--signaling-max-rooms=3" };
+
+	write_conf(f, "realm = \"r\";\n");
+	assert_int_equal(load_with(f, NULL, 0), 0);
+	assert_int_equal(f->c.no_signaling, 1);
+	assert_int_equal(f->c.signaling_port, 8080);
+	assert_int_equal(f->c.signaling_max_conns_per_ip, 50);
+	assert_int_equal(f->c.signaling_max_rooms, 10000);
+	assert_int_equal(f->c.signaling_output_limit, 1024 * 1024);
+	assert_int_equal(f->c.signaling_max_json_depth, 32);
+	assert_null(f->c.signaling_auth_secret);
+	assert_int_equal(f->c.signaling_open_credentials, 0);
+	config_free(&f->c);
+	config_defaults(&f->c);
+	assert_int_equal(load_with(f, on, NELEM(on)), 0);
+	assert_int_equal(f->c.no_signaling, 0);
+	assert_int_equal(f->c.signaling_port, 8080);
+	config_free(&f->c);
+	config_defaults(&f->c);
+	assert_int_equal(load_with(f, port, NELEM(port)), 0);
+	assert_int_equal(f->c.no_signaling, 0);
+	assert_int_equal(f->c.signaling_port, 9000);
+	config_free(&f->c);
+	config_defaults(&f->c);
+	assert_int_equal(load_with(f, forced_off, NELEM(forced_off)), 0);
+	assert_int_equal(f->c.no_signaling, 1);
+	config_free(&f->c);
+	config_defaults(&f->c);
+	assert_int_equal(load_with(f, keys, NELEM(keys)), 0);
+	assert_string_equal(f->c.signaling_auth_secret, "s");
+	assert_int_equal(f->c.signaling_open_credentials, 1);
+	assert_int_equal(f->c.signaling_max_rooms, 3);
+	assert_int_equal(f->c.no_signaling, 1); /* keys alone do not open the port */
 }
 
 static void test_usage_lists_every_key(void **state)
@@ -554,6 +599,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signaling_off_by_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_every_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmdline_overrides_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmdline_repeats, setup, teardown),

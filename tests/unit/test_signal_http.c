@@ -106,6 +106,56 @@ static void test_map_file(void **state)
 	assert_null(signal_http_map_file("/a/very/long/root", "/index.html", path, 10));
 }
 
+static void test_query_and_bearer(void **state)
+{
+	char v[64];
+	char *origins[] = {"https://a.example"};
+
+	assert_int_equal(signal_http_query_param("/ice-servers?token=1%3Aa%3Ar+x%2B:mac", "token", v, sizeof(v)), 1);
+	assert_string_equal(v, "1:a:r x+:mac");
+	assert_int_equal(signal_http_query_param("/p?x=1&token=abc&y=2", "token", v, sizeof(v)), 1);
+	assert_string_equal(v, "abc");
+	assert_int_equal(signal_http_query_param("/p?xtoken=1&token=", "token", v, sizeof(v)), 1);
+	assert_string_equal(v, "");
+	assert_int_equal(signal_http_query_param("/p?token=a#token=b", "token", v, sizeof(v)), 1);
+	assert_string_equal(v, "a");
+	assert_int_equal(signal_http_query_param("/p?tok=1", "token", v, sizeof(v)), 0);
+	assert_int_equal(signal_http_query_param("/p#?token=1", "token", v, sizeof(v)), 0);
+	assert_int_equal(signal_http_query_param("/p", "token", v, sizeof(v)), 0);
+	assert_int_equal(signal_http_query_param("/p?token=%4", "token", v, sizeof(v)), -1);
+	assert_int_equal(signal_http_query_param("/p?token=%zz", "token", v, sizeof(v)), -1);
+	assert_int_equal(signal_http_query_param("/p?token=%00", "token", v, sizeof(v)), -1);
+	assert_int_equal(signal_http_query_param("/p?token=abcdef", "token", v, 4), -1);
+
+	assert_int_equal(HEAD("GET /ice-servers HTTP/1.1\r\nAuthorization: bearer  tok:en\r\n"), 0);
+	assert_string_equal(signal_http_bearer(&req), "tok:en");
+	assert_int_equal(HEAD("GET /ice-servers HTTP/1.1\r\nAuthorization: Basic eDp5\r\n"), 0);
+	assert_null(signal_http_bearer(&req));
+	assert_int_equal(HEAD("GET /ice-servers HTTP/1.1\r\n"), 0);
+	assert_null(signal_http_bearer(&req));
+
+	assert_true(signal_http_origin_allowed("HTTPS://A.example", origins, 1));
+	assert_false(signal_http_origin_allowed("https://a.example.evil", origins, 1));
+	assert_false(signal_http_origin_allowed("https://a.example", origins, 0));
+}
+
+static void test_json_depth(void **state)
+{
+	const char *flat = "{\"type\":\"x\",\"a\":[1,{\"b\":2}]}";      /* depth 3 */
+	const char *strs = "{\"s\":\"[[[[{{{{\\\"[[[[\",\"t\":\"\\\\\"}"; /* brackets in strings */
+	char deep[200];
+
+	assert_false(signal_json_too_deep(flat, strlen(flat), 3));
+	assert_true(signal_json_too_deep(flat, strlen(flat), 2));
+	assert_false(signal_json_too_deep(strs, strlen(strs), 1));
+	memset(deep, '[', 100);
+	memset(deep + 100, ']', 100);
+	assert_true(signal_json_too_deep(deep, sizeof(deep), 99));
+	assert_false(signal_json_too_deep(deep, sizeof(deep), 100));
+	/* sequential, not nested: depth stays 1 */
+	assert_false(signal_json_too_deep("[][][][]", 8, 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -114,6 +164,8 @@ int main(void)
 		cmocka_unit_test(test_tokens),
 		cmocka_unit_test(test_ws_accept),
 		cmocka_unit_test(test_map_file),
+		cmocka_unit_test(test_query_and_bearer),
+		cmocka_unit_test(test_json_depth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
