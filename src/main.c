@@ -257,6 +257,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN); /* until the drain handler is installed: not fatal */
 	evthread_use_pthreads();
 
 	memset(&srv, 0, sizeof(srv));

@@ -81,7 +81,8 @@ int stream_send(struct stream_conn *c, const void *buf, size_t len, int is_data)
 	return 0;
 }
 
-static void stream_read(struct bufferevent *bev, void *arg)
+/* Hands every complete frame to turn_handle_client; may close c. */
+static void stream_read_frames(struct bufferevent *bev, void *arg)
 {
 	struct stream_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
@@ -116,6 +117,15 @@ static void stream_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, f.frame_len);
 	}
 	bufferevent_setwatermark(bev, EV_READ, 4, STREAM_MAX_FRAME * 2);
+}
+
+static void stream_read(struct bufferevent *bev, void *arg)
+{
+	struct worker *w = ((struct stream_conn *)arg)->w;
+	uint64_t t0 = worker_usec();
+
+	stream_read_frames(bev, arg); /* may free the connection, not w */
+	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
 }
 
 static void stream_write(struct bufferevent *bev, void *arg)

@@ -37,8 +37,7 @@ uint64_t worker_wallclock(void)
 	return (uint64_t)time(NULL);
 }
 
-/* Monotonic microseconds, for the busy_usec load figure. */
-static uint64_t busy_clock(void)
+uint64_t worker_usec(void)
 {
 	struct timespec ts;
 
@@ -149,7 +148,7 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 	struct worker *w = l->w;
 	struct rxbatch b;
-	uint64_t t0 = busy_clock();
+	uint64_t t0 = worker_usec();
 	int n, i, rounds;
 
 	/* Bounded, so one busy socket cannot starve the rest of the loop. */
@@ -174,7 +173,7 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 		if (n < WORKER_BATCH)
 			break;
 	}
-	STAT_ADD(w->stats.busy_usec, busy_clock() - t0);
+	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
 }
 
 static void relay_read(evutil_socket_t fd, short what, void *arg)
@@ -182,7 +181,7 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 	struct relay *r = arg;
 	struct worker *w = r->w;
 	struct rxbatch b;
-	uint64_t t0 = busy_clock();
+	uint64_t t0 = worker_usec();
 	int n, i, rounds;
 
 	for (rounds = 0; rounds < 4; rounds++) {
@@ -204,7 +203,7 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 		if (n < WORKER_BATCH)
 			break;
 	}
-	STAT_ADD(w->stats.busy_usec, busy_clock() - t0);
+	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -471,12 +470,12 @@ static void tick_one(struct turn_alloc *a, void *arg)
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	uint64_t t0 = busy_clock();
+	uint64_t t0 = worker_usec();
 
 	log_roll(w, worker_now());
 	turn_table_foreach(&w->allocs, tick_one, w);
 	STAT_INC(w->stats.loop_ticks); /* /healthz: this loop is turning */
-	STAT_ADD(w->stats.busy_usec, busy_clock() - t0);
+	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
 }
 
 int worker_post(struct worker *w, enum worker_msg_type type, void *ptr)

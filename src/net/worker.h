@@ -140,6 +140,8 @@ int worker_stats_transport(const struct origin *o);
 
 /* Monotonic clock in seconds (allocation and permission lifetimes). */
 uint64_t worker_now(void);
+/* Monotonic clock in microseconds (the busy_usec load figure). */
+uint64_t worker_usec(void);
 /* Wall clock in seconds (nonces). */
 uint64_t worker_wallclock(void);
 
