@@ -84,7 +84,8 @@ static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
 	if ((d->timer = event_new(d->base, -1, EV_PERSIST, drain_check, d)) == NULL ||
 	    event_add(d->timer, &one) < 0)
 		log_warnx("cannot start the drain timer: the server will not exit by itself");
-	drain_check(-1, 0, d);
+	/* The first check is the timer's, a second from now: time for the
+	 * admin thread to deliver its answer to POST /drain. */
 }
 
 /* SIGHUP: reload the TLS certificate and key. New connections get the new

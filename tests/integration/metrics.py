@@ -133,6 +133,25 @@ def t_conns():
     check_eq(ah.scrape(srv.admin_port)[0][name], before, "gauge after close")
 
 
+@tap.case("a TCP allocation counts as transport tcp in the gauge and in /sessions")
+def t_tcp_alloc():
+    name = 'turnstone_allocations{transport="tcp",family="ipv4"}'
+    before = ah.scrape(srv.admin_port)[0][name]
+    c = srv.stream_client("alice")
+    try:
+        check(c.allocate().is_success(), "Allocate over TCP")
+        check_eq(ah.scrape(srv.admin_port)[0][name], before + 1, "tcp allocation gauge")
+        st, _, body = ah.request(srv.admin_port, "GET", "/sessions")
+        mine = [x for x in json.loads(body) if x["client"] == "%s:%d" % c.sock.getsockname()[:2]]
+        check(len(mine) == 1 and mine[0]["transport"] == "tcp", "sessions %r" % body)
+    finally:
+        c.close()
+    end = time.monotonic() + 5
+    while time.monotonic() < end and ah.scrape(srv.admin_port)[0][name] != before:
+        time.sleep(0.05)
+    check_eq(ah.scrape(srv.admin_port)[0][name], before, "gauge after the connection closed")
+
+
 @tap.case("worker loop ticks advance; /healthz and /ready answer 200")
 def t_health():
     m1, _, _ = ah.scrape(srv.admin_port)
