@@ -19,6 +19,13 @@ import tempfile
 import time
 
 SERVERS = ["coturn", "turnstone", "forwarder"]
+# turnstone with every quota, rate limit and the metrics listener switched
+# on, with limits far above what the load needs (so the checks run on every
+# packet and Allocate but never refuse): the cost of issue 11's bookkeeping.
+LIMITED = "turnstone+lim"
+LIMIT_ARGS = ["--user-quota=100000", "--total-quota=100000", "--max-bps=100000000",
+              "--bps-capacity=100000000000", "--max-permissions=64", "--max-channels=64",
+              "--allocate-rate-per-ip=1000000", "--unauthorized-rate-per-ip=1000000", "--prometheus"]
 THREADS = 2
 MIN_PORT, MAX_PORT = 10000, 31999      # relay ports, below the ephemeral range
 USER, PASS, REALM = "bench", "benchpw", "bench"
@@ -130,7 +137,7 @@ def start_server(name, args, tmp, tcp):
                "--allow-loopback-peers", "--no-cli", "--no-dtls", f"--cert={tmp}/cert.pem",
                f"--pkey={tmp}/key.pem", f"--log-file={tmp}/coturn-server.log", "--simple-log",
                "--no-stdout-log", f"--pidfile={tmp}/coturn.pid", f"--userdb={tmp}/turndb"]
-    elif name == "turnstone":
+    elif name in ("turnstone", LIMITED):
         tls = free_port()
         cmd = [args.turnstone, "--listening-ip=127.0.0.1", f"--listening-port={port}",
                f"--tls-listening-port={tls}", "--relay-ip=127.0.0.1", f"--min-port={MIN_PORT}",
@@ -138,6 +145,8 @@ def start_server(name, args, tmp, tcp):
                f"--relay-threads={THREADS}", "--allow-loopback-peers", "--rfc5766-channels",
                f"--cert={tmp}/cert.pem", f"--pkey={tmp}/key.pem", "--no-signaling",
                f"--log-file={tmp}/turnstone-server.log"]
+        if name == LIMITED:
+            cmd += LIMIT_ARGS + [f"--prometheus-ip=127.0.0.1", f"--prometheus-port={free_port(socket.SOCK_STREAM)}"]
     else:
         tls = None
         cmd = [args.fwd, "-l", "127.0.0.1", "-p", str(port), "-e", f"127.0.0.1:{peer}",
@@ -240,12 +249,13 @@ def summarize(results, direct):
     lines = []
     lines.append("| case | figure | coturn | turnstone | forwarder | turnstone/coturn | turnstone/forwarder |")
     lines.append("|---|---|---|---|---|---|---|")
+    limited = []
     extras = []
     chart = []
     for name, title, _, _, servers in CASES:
         main = {}
         ex = {}
-        for s in SERVERS:
+        for s in SERVERS + [LIMITED]:
             runs = [r for r in results if r["bench_case"] == name and r["server"] == s]
             if not runs:
                 continue
@@ -268,6 +278,9 @@ def summarize(results, direct):
 
         lines.append(f"| {title} | {UNITS[name]} | {cell('coturn')} | {cell('turnstone')} | {cell('forwarder')} | "
                      f"{ratio('turnstone', 'coturn')} | {ratio('turnstone', 'forwarder')} |")
+        if LIMITED in main and "turnstone" in main:
+            limited.append(f"| {title} | {UNITS[name]} | {cell('turnstone')} | {cell(LIMITED)} | "
+                           f"{ratio(LIMITED, 'turnstone')} |")
         for s in ex:
             extras.append(f"- {name} / {s}: " + ", ".join(f"{k} {fmt(v)}" for k, v in ex[s].items()))
         if name in ("hot", "scale", "tcp", "tls"):
@@ -275,6 +288,11 @@ def summarize(results, direct):
         if name == "sat":  # CPU per packet at saturation, for the chart
             chart.append((name, [1e6 / med(main[s]) if s in main and med(main[s]) else float("nan")
                                  for s in SERVERS]))
+    if limited:
+        lines += ["", "Quotas, rate limits and metrics on (turnstone+lim: every limit set far above the load, "
+                  "the metrics listener on) against the same binary with none:", "",
+                  "| case | figure | turnstone | turnstone+lim | turnstone+lim/turnstone |", "|---|---|---|---|---|"]
+        lines += limited
     if direct:
         extras.append(f"- ping / direct (no relay): p50_us {fmt(med([d['p50_us'] for d in direct]))}, "
                       f"p99_us {fmt(med([d['p99_us'] for d in direct]))}")
@@ -320,6 +338,8 @@ def main():
     ap.add_argument("--turnstone", required=True)
     ap.add_argument("--turnserver", default="turnserver")
     ap.add_argument("--gnuplot", default="gnuplot")
+    ap.add_argument("--limits", action="store_true",
+                    help="also run turnstone with quotas, rate limits and metrics on (hot and scale cases)")
     ap.add_argument("--replot", action="store_true", help="only redo summary and chart from OUT/results.json")
     args = ap.parse_args()
     if args.replot:
@@ -354,6 +374,8 @@ def main():
             if name not in want:
                 continue
             cargs = quick if args.quick else full
+            if args.limits and name in ("hot", "scale"):
+                servers = servers + [LIMITED]
             log(f"== {title}")
             for i in range(runs):
                 for s in servers:

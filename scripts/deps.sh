@@ -2,12 +2,13 @@
 # deps.sh -- install the Debian 12 packages turnstone needs to build and run.
 #   scripts/deps.sh          build + run dependencies
 #   scripts/deps.sh --test   also what the test suite uses (coturn's client
-#                            tools, Chromium, Node.js, Python 3)
+#                            tools, Chromium, Node.js, Python 3, promtool
+#                            from prometheus)
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev"
 if [ "${1:-}" = "--test" ]; then
-	pkgs="$pkgs coturn redis-server chromium python3 procps iproute2"
+	pkgs="$pkgs coturn redis-server chromium python3 procps iproute2 prometheus"
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
 fi
 SUDO=""

@@ -113,6 +113,13 @@ static const struct opt opts[] = {
 	{ "rest-api-separator", OPT_STR, F(rest_api_separator), 0, 0, 0, check_nonempty, "C",
 	  "separator between expiry time and user id" },
 	INT("auth-cache-ttl", auth_cache_ttl, 0, 60, "SECONDS", "how long a worker caches a Redis key"),
+	/* admin HTTP listener and drain (issue 11) */
+	BOOL("prometheus", prometheus, "serve /metrics, /healthz, /ready, /sessions and /drain over HTTP"),
+	INT("prometheus-port", prometheus_port, 1, 65535, "PORT", "admin HTTP port"),
+	{ "prometheus-ip", OPT_STR, F(prometheus_ip), 0, 0, 0, check_ip, "IP",
+	  "admin HTTP address (keep it on loopback or a private network)" },
+	INT("drain-timeout", drain_timeout, 0, 7 * 86400, "SECONDS",
+	    "after SIGUSR1, exit at the latest this long after draining began (0: no limit)"),
 	BOOL("no-signaling", no_signaling, "do not serve the WebSocket signaling endpoint and demo page"),
 	INT("signaling-port", signaling_port, 1, 65535, "PORT",
 	    "HTTP/WebSocket signaling port; setting it turns signaling on (8080 with just 'signaling')"),
@@ -588,6 +595,10 @@ void config_defaults(struct config *c)
 	c->idle_timeout = 30;
 	c->stream_output_limit = 256 * 1024;
 	c->auth_cache_ttl = 5;
+	/* admin HTTP listener and drain (issue 11) */
+	c->prometheus_port = 9641;
+	c->prometheus_ip = strdup("127.0.0.1");
+	c->drain_timeout = 3600;
 	c->cipher_list = strdup("DEFAULT");
 	c->rest_api_separator = strdup(":");
 	c->signaling_port = 0; /* not set: config_load turns signaling on when it is */

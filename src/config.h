@@ -68,6 +68,13 @@ struct config {
 	char *rest_api_separator;         /* between expiry time and user id, default ":" */
 	int auth_cache_ttl;               /* seconds a worker caches a key looked up in Redis, default 5 */
 
+	/* Admin HTTP listener: /metrics, /healthz, /ready, /sessions, /drain (issue 11, coturn's names) */
+	int prometheus;                   /* boolean: serve the admin listener, default off */
+	int prometheus_port;              /* TCP port, default 9641 */
+	char *prometheus_ip;              /* address to listen on, default "127.0.0.1" */
+	int drain_timeout;                /* seconds a drain (SIGUSR1) waits for the last allocation
+					     before exiting anyway, 0: no limit; default 3600 */
+
 	/* WebSocket signaling endpoint and demo page (RFC 6455) */
 	int no_signaling;                 /* boolean */
 	int signaling_port;               /* HTTP/WebSocket port; config_load: 8080 when not set */

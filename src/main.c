@@ -15,6 +15,7 @@
 #include "auth/auth_redis.h"
 #include "auth/auth_users.h"
 #include "log.h"
+#include "net/admin_http.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
 #include "net/tls.h"
@@ -27,6 +28,64 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	log_info("signal %d: shutting down", (int)sig);
 	event_base_loopbreak(base);
+}
+
+/* Draining (SIGUSR1, or POST /drain on the admin listener, which raises
+ * SIGUSR1): new Allocates get 508, live allocations keep relaying, and the
+ * server stops once the last one is gone or drain-timeout has passed. */
+struct drain {
+	struct server *srv;
+	struct event_base *base;
+	struct event *timer;       /* 1 s, while draining */
+	uint64_t start;            /* worker_now() when draining began */
+};
+
+/* Allocations open on all workers (the allocs[][] gauges). */
+static int64_t open_allocations(const struct server *srv)
+{
+	int64_t n = 0;
+	int i, t, f;
+
+	for (i = 0; i < srv->nworkers; i++)
+		for (t = 0; t < STATS_NTRANSPORT; t++)
+			for (f = 0; f < STATS_NFAMILY; f++)
+				n += STAT_GET(srv->workers[i].stats.allocs[t][f]);
+	return n;
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct drain *d = arg;
+	int64_t n = open_allocations(d->srv);
+	int timeout = d->srv->cfg->drain_timeout;
+
+	if (n <= 0) {
+		log_info("drained: no allocation left, shutting down");
+		event_base_loopbreak(d->base);
+	} else if (timeout > 0 && worker_now() - d->start >= (uint64_t)timeout) {
+		log_info("drain-timeout (%d s) passed with %lld allocation(s) left, shutting down", timeout,
+			 (long long)n);
+		event_base_loopbreak(d->base);
+	}
+}
+
+static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+	struct drain *d = arg;
+	struct timeval one = { 1, 0 };
+
+	if (atomic_exchange(&d->srv->draining, 1)) {
+		log_info("SIGUSR1: already draining");
+		return;
+	}
+	d->start = worker_now();
+	log_info("SIGUSR1: draining: refusing new allocations, %lld open; exiting when they end%s",
+		 (long long)open_allocations(d->srv), d->srv->cfg->drain_timeout > 0 ? " or at drain-timeout" : "");
+	if ((d->timer = event_new(d->base, -1, EV_PERSIST, drain_check, d)) == NULL ||
+	    event_add(d->timer, &one) < 0)
+		log_warnx("cannot start the drain timer: the server will not exit by itself");
+	/* The first check is the timer's, a second from now: time for the
+	 * admin thread to deliver its answer to POST /drain. */
 }
 
 /* SIGHUP: reload the TLS certificate and key. New connections get the new
@@ -164,7 +223,9 @@ int main(int argc, char **argv)
 	struct config cfg;
 	struct server srv;
 	struct event_base *base;
-	struct event *sigs[3];
+	struct event *sigs[4];
+	struct admin_http *admin = NULL;
+	struct drain drain;
 	char err[512];
 	int want_help = 0, i, rc;
 
@@ -197,6 +258,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN); /* until the drain handler is installed: not fatal */
 	evthread_use_pthreads();
 
 	memset(&srv, 0, sizeof(srv));
@@ -241,6 +303,13 @@ int main(int argc, char **argv)
 		server_free(&srv, &cfg, 1);
 		return 1;
 	}
+	if (cfg.prometheus && (admin = admin_http_start(&srv, err, sizeof(err))) == NULL) {
+		log_err("%s", err);
+		if (sigsrv != NULL)
+			signal_stop(sigsrv);
+		server_free(&srv, &cfg, 1);
+		return 1;
+	}
 	if (cfg.pidfile != NULL && write_pidfile(cfg.pidfile) < 0)
 		log_warn("cannot write pidfile %s", cfg.pidfile);
 	for (i = 0; i < (int)srv.nlisten; i++) {
@@ -263,13 +332,20 @@ int main(int argc, char **argv)
 	sigs[0] = evsignal_new(base, SIGINT, on_signal, base);
 	sigs[1] = evsignal_new(base, SIGTERM, on_signal, base);
 	sigs[2] = evsignal_new(base, SIGHUP, on_sighup, &srv);
-	for (i = 0; i < 3; i++)
+	memset(&drain, 0, sizeof(drain));
+	drain.srv = &srv;
+	drain.base = base;
+	sigs[3] = evsignal_new(base, SIGUSR1, on_sigusr1, &drain);
+	for (i = 0; i < 4; i++)
 		event_add(sigs[i], NULL);
 	event_base_dispatch(base);
 
+	admin_http_stop(admin);
+	if (drain.timer != NULL)
+		event_free(drain.timer);
 	if (sigsrv != NULL)
 		signal_stop(sigsrv);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_base_free(base);
 	if (cfg.pidfile != NULL)

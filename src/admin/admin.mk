@@ -24,7 +24,7 @@ src_libturnstone_redis_a_SOURCES = src/auth/auth_redis.c src/auth/auth_redis.h
 REDIS_LIBS = src/libturnstone_redis.a $(HIREDIS_LIBS) $(LIBEVENT_LIBS)
 
 bin_PROGRAMS += src/turnstone-admin
-src_turnstone_admin_SOURCES = src/admin/turnstone-admin.c
+src_turnstone_admin_SOURCES = src/admin/turnstone-admin.c src/admin/admin_client.c src/admin/admin_client.h
 src_turnstone_admin_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 src_turnstone_admin_LDADD = $(REDIS_LIBS) $(CORE_LIBS) $(JANSSON_LIBS)
 dist_man8_MANS = docs/turnstone-admin.8

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin/admin_client.h"
 #include "auth/auth_redis.h"
 #include "auth/auth_rest.h"
 #include "auth/auth_token.h"
@@ -34,6 +35,7 @@ enum {
 	OPT_KILL = 1 << 2,
 	OPT_HOST = 1 << 3,
 	OPT_SECRET = 1 << 4,
+	OPT_ADMIN_URL = 1 << 5,
 };
 
 struct admin {
@@ -45,6 +47,7 @@ struct admin {
 	const char *password, *host, *secret;
 	long ttl;
 	int kill;
+	const char *admin_url;      /* --admin-url, else the config's prometheus-ip/port */
 	struct config cfg;
 	redisContext *rc;
 	struct auth_redis_conninfo ci;
@@ -597,6 +600,112 @@ static int cmd_signaling_token(struct admin *a, char **args)
 	return 0;
 }
 
+/* ---- the server's admin listener (issue 11) ------------------------------ */
+
+#define ADMIN_HTTP_TIMEOUT 5 /* seconds per connect/send/receive */
+
+/* The admin listener's URL: --admin-url, else http://prometheus-ip:port
+ * from the configuration (a wildcard address becomes loopback). */
+static void admin_base_url(struct admin *a, char *out, size_t cap)
+{
+	const char *ip = a->cfg.prometheus_ip != NULL ? a->cfg.prometheus_ip : "127.0.0.1";
+
+	if (a->admin_url != NULL) {
+		snprintf(out, cap, "%s", a->admin_url);
+		return;
+	}
+	if (strcmp(ip, "0.0.0.0") == 0)
+		ip = "127.0.0.1";
+	else if (strcmp(ip, "::") == 0)
+		ip = "::1";
+	snprintf(out, cap, strchr(ip, ':') != NULL ? "http://[%s]:%d" : "http://%s:%d", ip, a->cfg.prometheus_port);
+}
+
+/* One request to the admin listener. Returns 0 with the body (caller frees)
+ * when the status is want, else 1 after a message. */
+static int admin_http(struct admin *a, const char *method, const char *path, int want, char **body)
+{
+	char url[512], err[512];
+	size_t len;
+	int status;
+
+	admin_base_url(a, url, sizeof(url));
+	if (admin_client_request(url, method, path, ADMIN_HTTP_TIMEOUT, &status, body, &len, err, sizeof(err)) < 0) {
+		errx_msg("%s (is 'prometheus' on in the server's configuration?)", err);
+		return 1;
+	}
+	if (status != want) {
+		errx_msg("%s %s%s: HTTP %d: %s", method, url, path, status, *body);
+		free(*body);
+		*body = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+static const char *json_str_or(json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : dflt;
+}
+
+static long long json_int_or(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* Prints the sessions array as a table. */
+static void print_sessions(json_t *arr)
+{
+	size_t i;
+	json_t *o;
+
+	printf("%-24s %-24s %-24s %-5s %8s %14s %14s\n", "USER", "CLIENT", "RELAY", "PROTO", "AGE(s)", "BYTES_TO_PEER",
+	       "BYTES_TO_CLIENT");
+	json_array_foreach(arr, i, o) {
+		printf("%-24s %-24s %-24s %-5s %8lld %14lld %14lld\n", json_str_or(o, "user", "?"),
+		       json_str_or(o, "client", "?"), json_str_or(o, "relay", "?"), json_str_or(o, "transport", "?"),
+		       json_int_or(o, "age_seconds"), json_int_or(o, "bytes_to_peer"),
+		       json_int_or(o, "bytes_to_client"));
+	}
+}
+
+static int cmd_sessions(struct admin *a, char **args)
+{
+	json_error_t jerr;
+	char *body = NULL;
+	json_t *arr;
+
+	if (admin_http(a, "GET", "/sessions", 200, &body) != 0)
+		return 1;
+	arr = json_loads(body, 0, &jerr);
+	free(body);
+	if (!json_is_array(arr)) {
+		errx_msg("/sessions: not a JSON array: %s", jerr.text);
+		json_decref(arr);
+		return 1;
+	}
+	if (a->json)
+		return emit_json(arr);
+	print_sessions(arr);
+	json_decref(arr);
+	return 0;
+}
+
+static int cmd_drain(struct admin *a, char **args)
+{
+	char *body = NULL;
+
+	if (admin_http(a, "POST", "/drain", 202, &body) != 0)
+		return 1;
+	free(body);
+	if (a->json)
+		return emit_json(json_pack("{s:b}", "draining", 1));
+	printf("draining: new allocations are refused; the server exits when the last one ends\n");
+	return 0;
+}
+
 /* ---- command line ------------------------------------------------------- */
 
 static const struct command commands[] = {
@@ -630,6 +739,16 @@ static const struct command commands[] = {
 	{ "session", "kill", 1, 0, cmd_session_kill, "session kill USER",
 	  "Publishes USER on turnstone/realm/REALM/kill: every server worker drops the\n"
 	  "user's cached key and ends the user's allocations.\n" },
+	/* the server's admin listener (issue 11) */
+	{ "sessions", NULL, 0, OPT_ADMIN_URL, cmd_sessions, "sessions [--admin-url URL]",
+	  "Lists the server's allocations (GET /sessions on the admin listener):\n"
+	  "user, client and relayed addresses, transport, age and bytes relayed; a\n"
+	  "table, or the JSON array with --json. URL: --admin-url, else\n"
+	  "http://prometheus-ip:prometheus-port from the configuration.\n" },
+	{ "drain", NULL, 0, OPT_ADMIN_URL, cmd_drain, "drain [--admin-url URL]",
+	  "Starts draining the server (POST /drain, as SIGUSR1 does): new allocations\n"
+	  "get 508, live ones keep relaying, and the server exits when the last one\n"
+	  "ends or after drain-timeout. Accepted from loopback only.\n" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -640,8 +759,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: %s [-c FILE] [--redis URL|CONNINFO] [--realm REALM] [--json] COMMAND ...\n"
 		"\n"
-		"Manages turnstone's Redis credential database (coturn-compatible) and prints\n"
-		"TURN REST API credentials.\n"
+		"Manages turnstone's Redis credential database (coturn-compatible), prints\n"
+		"TURN REST API credentials, and lists or drains a running server's sessions.\n"
 		"\n"
 		"Commands:\n",
 		prog);
@@ -655,6 +774,8 @@ static void usage(FILE *f)
 		   "                      \"ip=HOST port=PORT dbname=DB password=PASSWORD\"\n"
 		   "  --realm REALM       realm (default: the configuration's, else \"turnstone\")\n"
 		   "  --json              machine-readable output on stdout\n"
+		   "  --admin-url URL     the server's admin listener, http://HOST:PORT (default:\n"
+		   "                      the configuration's prometheus-ip and prometheus-port)\n"
 		   "  -h, --help          this help; 'COMMAND --help' for a command\n"
 		   "\n"
 		   "Exit status: 0 success, 1 failure (e.g. Redis unreachable), 2 usage error.\n");
@@ -717,14 +838,14 @@ static int parse_ttl(const char *s, long *out)
  * *want_help for -h/--help. Positional words are left in argv[optind..]. */
 static int parse_args(struct admin *a, int argc, char **argv, int *want_help)
 {
-	enum { O_REDIS = 256, O_REALM, O_JSON, O_PASSWORD, O_TTL, O_KILL, O_HOST, O_SECRET };
+	enum { O_REDIS = 256, O_REALM, O_JSON, O_PASSWORD, O_TTL, O_KILL, O_HOST, O_SECRET, O_ADMIN_URL };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
 		{ "redis", required_argument, NULL, O_REDIS }, { "realm", required_argument, NULL, O_REALM },
 		{ "json", no_argument, NULL, O_JSON }, { "password", required_argument, NULL, O_PASSWORD },
 		{ "ttl", required_argument, NULL, O_TTL }, { "kill", no_argument, NULL, O_KILL },
 		{ "host", required_argument, NULL, O_HOST }, { "secret", required_argument, NULL, O_SECRET },
-		{ NULL, 0, NULL, 0 },
+		{ "admin-url", required_argument, NULL, O_ADMIN_URL }, { NULL, 0, NULL, 0 },
 	};
 	int ch;
 
@@ -753,6 +874,7 @@ static int parse_args(struct admin *a, int argc, char **argv, int *want_help)
 		case O_KILL: a->kill = 1; a->given |= OPT_KILL; break;
 		case O_HOST: a->host = optarg; a->given |= OPT_HOST; break;
 		case O_SECRET: a->secret = optarg; a->given |= OPT_SECRET; break;
+		case O_ADMIN_URL: a->admin_url = optarg; a->given |= OPT_ADMIN_URL; break;
 		default: return EXIT_USAGE; /* getopt printed why */
 		}
 	}

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "net/stats.h"
 #include "stun/stun_msg.h"
 
 #define BACKOFF_MIN_MS 100
@@ -215,6 +216,7 @@ struct req {
 	int done;                  /* callback delivered or cancelled */
 	int status;                /* for an answer known before any command */
 	int stage;                 /* REQ_KEY: 0 GET .../key, 1 GET .../password */
+	uint64_t sent_us;          /* monotonic time the last command was sent (latency metric) */
 	uint8_t key[16];
 	char *realm, *user;
 	char **secrets;
@@ -251,7 +253,41 @@ struct auth_redis {
 	char **sec;
 	size_t nsec;
 	uint64_t sec_expires;
+	struct auth_redis_stats stats; /* written by this worker only */
 };
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A command of q goes out now. */
+static void stat_sent(struct req *q)
+{
+	STAT_INC(q->r->stats.requests);
+	q->sent_us = now_us();
+}
+
+/* A command of q was answered: its latency goes into the histogram. */
+static void stat_answered(struct req *q)
+{
+	static const uint64_t bounds[] = AUTH_REDIS_LATENCY_BOUNDS_US;
+	uint64_t dt = now_us() - q->sent_us;
+	int i;
+
+	for (i = 0; i < AUTH_REDIS_NBOUNDS && dt > bounds[i]; i++)
+		;
+	STAT_INC(q->r->stats.latency_hist[i]);
+	STAT_ADD(q->r->stats.latency_usec_sum, dt);
+}
+
+const struct auth_redis_stats *auth_redis_stats(const struct auth_redis *r)
+{
+	return &r->stats;
+}
 
 static uint64_t now_ms(void)
 {
@@ -408,6 +444,8 @@ static void req_finish(struct req *q, int status)
 {
 	if (!q->done) {
 		q->done = 1;
+		if (status < 0)
+			STAT_INC(q->r->stats.errors);
 		evtimer_del(q->timer);
 		if (q->kind == REQ_KEY)
 			q->kcb(q->arg, status, status == 0 ? q->key : NULL);
@@ -486,6 +524,8 @@ static void conn_lost(struct rconn *c, const char *why, int hiredis_frees)
 		return;
 	c->ac = NULL;
 	c->state = CONN_DOWN;
+	if (!c->subscriber)
+		atomic_store_explicit(&r->stats.connected, 0, memory_order_relaxed);
 	evtimer_del(c->ctimer);
 	if (!c->in_outage) {
 		c->in_outage = 1;
@@ -509,6 +549,8 @@ static void conn_up(struct rconn *c)
 	struct auth_redis *r = c->r;
 
 	c->state = CONN_UP;
+	if (!c->subscriber)
+		atomic_store_explicit(&r->stats.connected, 1, memory_order_relaxed);
 	c->backoff_ms = BACKOFF_MIN_MS;
 	evtimer_del(c->ctimer);
 	if (c->in_outage) {
@@ -698,6 +740,7 @@ static int key_send(struct req *q)
 	if (rc != REDIS_OK)
 		return -1;
 	q->inflight++;
+	stat_sent(q);
 	return 0;
 }
 
@@ -755,6 +798,8 @@ static void on_key_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	int st;
 
 	q->inflight--;
+	if (reply != NULL)
+		stat_answered(q);
 	if (reply == NULL && r->lookup.ac == ac)
 		conn_lost(&r->lookup, ac->errstr[0] ? ac->errstr : "connection closed", 1);
 	if (q->done) {
@@ -808,6 +853,8 @@ static void on_secrets_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	size_t i, n = 0;
 
 	q->inflight--;
+	if (rep != NULL)
+		stat_answered(q);
 	if (rep == NULL && r->lookup.ac == ac)
 		conn_lost(&r->lookup, ac->errstr[0] ? ac->errstr : "connection closed", 1);
 	if (q->done || rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
@@ -871,6 +918,7 @@ int auth_redis_get_secrets(struct auth_redis *r, const char *realm, auth_redis_s
 		req_answer_later(q, -1);
 	} else {
 		q->inflight++;
+		stat_sent(q);
 		tv = ms_tv(r->timeout_ms);
 		evtimer_add(q->timer, &tv);
 	}

@@ -22,6 +22,7 @@
 #ifndef TURNSTONE_AUTH_REDIS_H
 #define TURNSTONE_AUTH_REDIS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,5 +99,24 @@ size_t auth_redis_cancel(struct auth_redis *r, void *arg);
 
 /* 1 when the lookup connection is up (AUTH and SELECT done), else 0. */
 int auth_redis_connected(const struct auth_redis *r);
+
+/* Upper bounds (microseconds) of the latency histogram's buckets; one more
+ * bucket counts everything slower. */
+#define AUTH_REDIS_LATENCY_BOUNDS_US { 500, 1000, 2500, 5000, 10000, 50000, 250000, 1000000 }
+#define AUTH_REDIS_NBOUNDS 8
+
+/* Live counters of one client for the metrics thread (issue 11). The owning
+ * worker is the only writer; any thread may read them (relaxed atomics). */
+struct auth_redis_stats {
+	_Atomic int connected;                  /* the lookup connection is up */
+	_Atomic uint64_t requests;              /* commands sent on the lookup connection */
+	_Atomic uint64_t errors;                /* lookups failed: down, error reply, timeout */
+	_Atomic uint64_t latency_usec_sum;      /* over the answered commands */
+	_Atomic uint64_t latency_hist[AUTH_REDIS_NBOUNDS + 1]; /* answered commands per bucket
+							       (not cumulative) */
+};
+
+/* r's counters; valid until auth_redis_free. */
+const struct auth_redis_stats *auth_redis_stats(const struct auth_redis *r);
 
 #endif

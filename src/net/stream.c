@@ -26,10 +26,20 @@
 /* Largest frame: a STUN message of 20 + 65532 bytes, or padded ChannelData. */
 #define STREAM_MAX_FRAME (STUN_HEADER_LEN + 65535 + 3)
 
+/* The conns[][] gauge slot of c (net/stats.h). */
+#define CONN_GAUGE(c) \
+	((c)->w->stats.conns[(c)->tls ? STATS_TLS : STATS_TCP][(c)->o.client.family == STUN_AF_IPV6 ? STATS_V6 : STATS_V4])
+
+int stream_is_tls(const struct stream_conn *c)
+{
+	return c->tls;
+}
+
 static void stream_close(struct stream_conn *c)
 {
 	struct worker *w = c->w;
 
+	STAT_ADD(CONN_GAUGE(c), -1);
 	turn_cancel_pending(w, c);
 	if (c->alloc != NULL)
 		worker_alloc_free(w, c->alloc); /* clears c->alloc through stream_set_alloc */
@@ -71,7 +81,8 @@ int stream_send(struct stream_conn *c, const void *buf, size_t len, int is_data)
 	return 0;
 }
 
-static void stream_read(struct bufferevent *bev, void *arg)
+/* Hands every complete frame to turn_handle_client; may close c. */
+static void stream_read_frames(struct bufferevent *bev, void *arg)
 {
 	struct stream_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
@@ -106,6 +117,15 @@ static void stream_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, f.frame_len);
 	}
 	bufferevent_setwatermark(bev, EV_READ, 4, STREAM_MAX_FRAME * 2);
+}
+
+static void stream_read(struct bufferevent *bev, void *arg)
+{
+	struct worker *w = ((struct stream_conn *)arg)->w;
+	uint64_t t0 = worker_usec();
+
+	stream_read_frames(bev, arg); /* may free the connection, not w */
+	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
 }
 
 static void stream_write(struct bufferevent *bev, void *arg)
@@ -184,6 +204,7 @@ static void stream_accept(struct evconnlistener *lev, evutil_socket_t fd, struct
 	if (w->conns != NULL)
 		w->conns->prev = c;
 	w->conns = c;
+	STAT_INC(CONN_GAUGE(c));
 	return;
 fail:
 	log_warnx("cannot set up a %s connection", tls ? "TLS" : "TCP");

@@ -40,6 +40,9 @@ int stream_send(struct stream_conn *c, const void *buf, size_t len, int is_data)
  * connection is closed after idle-timeout seconds without input. */
 void stream_set_alloc(struct stream_conn *c, struct turn_alloc *a);
 
+/* 1 when c is a TLS connection, 0 for plain TCP. */
+int stream_is_tls(const struct stream_conn *c);
+
 /* Closes every connection of w (shutdown). */
 void stream_close_all(struct worker *w);
 

@@ -114,11 +114,18 @@ void turn_cancel_pending(struct worker *w, const struct stream_conn *conn)
 	}
 }
 
+/* Counts an authentication failure of kind why (STATS_AUTH_*). */
+static void auth_fail(struct req *r, int why)
+{
+	STAT_INC(r->w->stats.auth_fail[why]);
+}
+
 /* A credential that no longer exists (deleted user, expired REST name)
  * also ends the allocation it was used for, so that it cannot outlive
- * its credential by refreshing (coturn lets it). */
-static void credential_gone(struct req *r)
+ * its credential by refreshing (coturn lets it). why: STATS_AUTH_*. */
+static void credential_gone(struct req *r, int why)
 {
+	auth_fail(r, why);
 	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) == 0) {
 		log_info("user '%s': credential gone, allocation ended", r->username);
 		worker_alloc_free(r->w, r->alloc);
@@ -131,6 +138,7 @@ static void credential_gone(struct req *r)
 static void auth_with_key(struct req *r, const uint8_t *key, size_t keylen)
 {
 	if (stun_msg_check_integrity(&r->m, key, keylen) != 1) {
+		auth_fail(r, STATS_AUTH_BAD_INTEGRITY);
 		if (worker_log_ok(r->w))
 			log_info("authentication failed for user '%s'", r->username);
 		turn_req_challenge(r, 401);
@@ -173,8 +181,10 @@ static void on_redis_secrets(void *arg, int status, const char *const *secrets, 
 	if (pending_req(p, &r) == 0) {
 		if (status < 0)
 			redis_unavailable(&r);
-		else if (!rest_try(&r, secrets, n))
+		else if (!rest_try(&r, secrets, n)) {
+			auth_fail(&r, STATS_AUTH_BAD_INTEGRITY);
 			turn_req_challenge(&r, 401);
+		}
 	}
 	free(p);
 }
@@ -189,7 +199,7 @@ static void on_redis_key(void *arg, int status, const uint8_t *key)
 		if (status < 0)
 			redis_unavailable(&r);
 		else if (status > 0)
-			credential_gone(&r);
+			credential_gone(&r, STATS_AUTH_UNKNOWN_USER);
 		else
 			auth_with_key(&r, key, 16);
 	}
@@ -227,12 +237,13 @@ static void auth_rest(struct req *r)
 	const struct config *cfg = r->w->srv->cfg;
 
 	if (auth_rest_expired(r->username, cfg->rest_api_separator, worker_wallclock())) {
-		credential_gone(r);
+		credential_gone(r, STATS_AUTH_EXPIRED_REST);
 		return;
 	}
 	if (rest_try(r, (const char *const *)cfg->static_auth_secret, cfg->n_static_auth_secret))
 		return;
 	if (r->w->redis == NULL) {
+		auth_fail(r, STATS_AUTH_BAD_INTEGRITY);
 		turn_req_challenge(r, 401);
 		return;
 	}
@@ -248,6 +259,7 @@ static int auth_precheck(struct req *r, int *pw_alg)
 	const char *name;
 
 	if (r->m.mi_off == 0 && r->m.mi256_off == 0) {
+		auth_fail(r, STATS_AUTH_MISSING);
 		turn_req_challenge(r, 401);
 		return -1;
 	}
@@ -260,6 +272,7 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		return -1;
 	}
 	if (auth_nonce_check(&srv->nonce, worker_wallclock(), r->client, nonce->val, nonce->len) < 0) {
+		auth_fail(r, STATS_AUTH_STALE_NONCE);
 		turn_req_challenge(r, 438);
 		return -1;
 	}
@@ -272,6 +285,7 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		*pw_alg = (alg->val[0] << 8) | alg->val[1];
 	if (user != NULL) {
 		if (user->len > TURN_USERNAME_MAX || memchr(user->val, '\0', user->len) != NULL) {
+			auth_fail(r, STATS_AUTH_UNKNOWN_USER);
 			turn_req_challenge(r, 401);
 			return -1;
 		}
@@ -280,6 +294,7 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		return 0;
 	}
 	if (uhash->len != 32 || (name = auth_users_by_userhash(srv->users, uhash->val)) == NULL) {
+		auth_fail(r, STATS_AUTH_UNKNOWN_USER);
 		turn_req_challenge(r, 401);
 		return -1;
 	}
@@ -313,6 +328,7 @@ void turn_auth_request(struct req *r)
 		return;
 	}
 	if (r->w->redis == NULL || pw_alg != STUN_PW_ALG_MD5) {
+		auth_fail(r, STATS_AUTH_UNKNOWN_USER);
 		if (worker_log_ok(r->w))
 			log_info("authentication failed: unknown user '%s'", r->username);
 		turn_req_challenge(r, 401);

@@ -45,6 +45,12 @@ size_t turn_req_send(struct req *r, struct stun_builder *b)
 	return n;
 }
 
+void turn_req_count(struct req *r, int code)
+{
+	if (r->m.method == TURN_METHOD_ALLOCATE)
+		STAT_INC(r->w->stats.allocate[stats_code_index(code)]);
+}
+
 void turn_req_error(struct req *r, int code)
 {
 	struct stun_builder b;
@@ -55,6 +61,7 @@ void turn_req_error(struct req *r, int code)
 		log_debug("%s: method 0x%03x: error %d", netaddr_str(r->client, cs), r->m.method, code);
 	}
 
+	turn_req_count(r, code);
 	turn_req_begin(r, &b, STUN_CLASS_ERROR);
 	stun_build_error(&b, code, NULL);
 	turn_req_send(r, &b);
@@ -68,6 +75,7 @@ void turn_req_challenge(struct req *r, int code)
 	char nonce[AUTH_NONCE_LEN + 1];
 
 	r->keylen = 0;
+	turn_req_count(r, code);
 	auth_nonce_make(&srv->nonce, worker_wallclock(), r->client, nonce);
 	turn_req_begin(r, &b, STUN_CLASS_ERROR);
 	stun_build_error(&b, code, NULL);
@@ -80,6 +88,7 @@ void turn_req_unknown(struct req *r)
 {
 	struct stun_builder b;
 
+	turn_req_count(r, 420);
 	turn_req_begin(r, &b, STUN_CLASS_ERROR);
 	stun_build_error(&b, 420, NULL);
 	stun_build_unknown(&b, r->m.unknown, r->m.nunknown);
@@ -168,6 +177,13 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, 437);
 		return;
 	}
+	/* Draining (SIGUSR1, POST /drain): existing allocations keep relaying,
+	 * new ones are refused as "insufficient capacity". */
+	if (atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
+		STAT_INC(w->stats.refused[STATS_REFUSE_DRAINING]);
+		turn_req_error(r, 508);
+		return;
+	}
 	tr = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_TRANSPORT);
 	if (tr == NULL || tr->len != 4) {
 		turn_req_error(r, 400);
@@ -228,6 +244,7 @@ static void handle_allocate(struct req *r)
 	memcpy(a->key, r->key, sizeof(a->key));
 	a->keylen = (uint8_t)r->keylen;
 
+	turn_req_count(r, 200);
 	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_xor_addr(&b, TURN_ATTR_XOR_RELAYED_ADDRESS, &relayed);
 	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
@@ -382,6 +399,23 @@ static void handle_channel_bind(struct req *r)
 
 /* ---- indications and ChannelData --------------------------------------- */
 
+/* Relayed-traffic counters: the worker's totals and the allocation's own. */
+static void count_to_peer(struct worker *w, struct turn_alloc *a, size_t len)
+{
+	STAT_INC(w->stats.packets[STATS_TO_PEER]);
+	STAT_ADD(w->stats.bytes[STATS_TO_PEER], len);
+	a->packets_to_peer++;
+	a->bytes_to_peer += len;
+}
+
+static void count_to_client(struct worker *w, struct turn_alloc *a, size_t len)
+{
+	STAT_INC(w->stats.packets[STATS_TO_CLIENT]);
+	STAT_ADD(w->stats.bytes[STATS_TO_CLIENT], len);
+	a->packets_to_client++;
+	a->bytes_to_client += len;
+}
+
 static void handle_send(struct worker *w, struct turn_alloc *a, const struct stun_msg *m)
 {
 	const struct stun_attr *pa, *data;
@@ -397,7 +431,8 @@ static void handle_send(struct worker *w, struct turn_alloc *a, const struct stu
 	 * the policy allowed, so this also enforces the policy for Send. */
 	if (!turn_alloc_perm_ok(a, &peer, worker_now()))
 		return;
-	worker_relay_send(a, &peer, data->val, data->len);
+	if (worker_relay_send(a, &peer, data->val, data->len) == 0)
+		count_to_peer(w, a, data->len);
 }
 
 static void handle_channel_data(struct worker *w, struct turn_alloc *a, const uint8_t *buf, size_t len)
@@ -409,7 +444,8 @@ static void handle_channel_data(struct worker *w, struct turn_alloc *a, const ui
 		return;
 	if ((c = turn_alloc_chan_by_number(a, number, worker_now())) == NULL)
 		return;
-	worker_relay_send(a, &c->peer, buf + TURN_CHANNEL_HDR, dlen);
+	if (worker_relay_send(a, &c->peer, buf + TURN_CHANNEL_HDR, dlen) == 0)
+		count_to_peer(w, a, dlen);
 }
 
 void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer, uint8_t *buf,
@@ -436,7 +472,8 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 		if (rl->o.conn != NULL)
 			while (n & 3)
 				start[n++] = 0;
-		worker_send_client(&rl->o, start, n, 1);
+		if (worker_send_client(&rl->o, start, n, 1) == 0)
+			count_to_client(w, a, len);
 		return;
 	}
 	if (!turn_alloc_perm_ok(a, peer, now))
@@ -464,7 +501,8 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 		return;
 	start[2] = (uint8_t)((b.len - STUN_HEADER_LEN) >> 8);
 	start[3] = (uint8_t)(b.len - STUN_HEADER_LEN);
-	worker_send_client(&rl->o, start, b.len, 1);
+	if (worker_send_client(&rl->o, start, b.len, 1) == 0)
+		count_to_client(w, a, len);
 }
 
 /* ---- dispatch ---------------------------------------------------------- */
@@ -504,6 +542,7 @@ void turn_req_authenticated(struct req *r)
 
 static void handle_request(struct req *r)
 {
+	STAT_INC(r->w->stats.requests);
 	if (r->m.method == STUN_METHOD_BINDING) {
 		handle_binding(r);
 		return;

@@ -36,6 +36,9 @@ void turn_req_begin(struct req *r, struct stun_builder *b, uint8_t cls);
 /* Adds MESSAGE-INTEGRITY (when r is authenticated) and FINGERPRINT (when the
  * request had one), sends it to r's client; returns the length sent, 0 on overflow. */
 size_t turn_req_send(struct req *r, struct stun_builder *b);
+/* Counts the answer to an Allocate (code 200 for success) in the worker's
+ * allocate[] metrics; does nothing for other methods. */
+void turn_req_count(struct req *r, int code);
 /* Error response with the default reason phrase (RFC 8489 §14.8). */
 void turn_req_error(struct req *r, int code);
 /* 401 or 438 with REALM and a fresh NONCE, never MESSAGE-INTEGRITY (§9.2.4). */

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
+#include "net/sessions.h"
 #include "net/stream.h"
 #include "net/turn_auth.h"
 #include "net/turn_handler.h"
@@ -34,6 +35,21 @@ uint64_t worker_now(void)
 uint64_t worker_wallclock(void)
 {
 	return (uint64_t)time(NULL);
+}
+
+uint64_t worker_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int worker_stats_transport(const struct origin *o)
+{
+	if (o->conn == NULL)
+		return STATS_UDP;
+	return stream_is_tls(o->conn) ? STATS_TLS : STATS_TCP;
 }
 
 /* Starts a new second of log budget; reports what the last one dropped. */
@@ -132,6 +148,7 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 	struct worker *w = l->w;
 	struct rxbatch b;
+	uint64_t t0 = worker_usec();
 	int n, i, rounds;
 
 	/* Bounded, so one busy socket cannot starve the rest of the loop. */
@@ -139,7 +156,7 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 		rxbatch_prepare(&b, w->rx, l->wildcard);
 		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
-			return;
+			break;
 		for (i = 0; i < n; i++) {
 			struct origin o;
 			struct msghdr *h = &b.msgs[i].msg_hdr;
@@ -154,8 +171,9 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 			turn_handle_client(w, &o, b.iov[i].iov_base, b.msgs[i].msg_len);
 		}
 		if (n < WORKER_BATCH)
-			return;
+			break;
 	}
+	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
 }
 
 static void relay_read(evutil_socket_t fd, short what, void *arg)
@@ -163,13 +181,14 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 	struct relay *r = arg;
 	struct worker *w = r->w;
 	struct rxbatch b;
+	uint64_t t0 = worker_usec();
 	int n, i, rounds;
 
 	for (rounds = 0; rounds < 4; rounds++) {
 		rxbatch_prepare(&b, w->rx, 0);
 		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
-			return;
+			break;
 		for (i = 0; i < n; i++) {
 			struct stun_addr peer;
 
@@ -182,8 +201,9 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 			turn_handle_peer(w, r->alloc, &peer, b.iov[i].iov_base, b.msgs[i].msg_len);
 		}
 		if (n < WORKER_BATCH)
-			return;
+			break;
 	}
+	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -402,6 +422,11 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 	*bound = addr;
 	if (o->conn != NULL)
 		stream_set_alloc(o->conn, a);
+	/* The allocs[][] gauge: counted here, uncounted in relay_release. */
+	a->created = worker_now();
+	a->stats_transport = (uint8_t)worker_stats_transport(o);
+	a->stats_family = o->client.family == STUN_AF_IPV6 ? STATS_V6 : STATS_V4;
+	STAT_INC(w->stats.allocs[a->stats_transport][a->stats_family]);
 	return 0;
 }
 
@@ -411,6 +436,7 @@ static void relay_release(struct turn_alloc *a)
 
 	if (r == NULL)
 		return;
+	STAT_ADD(r->w->stats.allocs[a->stats_transport][a->stats_family], -1);
 	if (r->o.conn != NULL)
 		stream_set_alloc(r->o.conn, NULL);
 	event_free(r->ev);
@@ -444,9 +470,12 @@ static void tick_one(struct turn_alloc *a, void *arg)
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	uint64_t t0 = worker_usec();
 
 	log_roll(w, worker_now());
 	turn_table_foreach(&w->allocs, tick_one, w);
+	STAT_INC(w->stats.loop_ticks); /* /healthz: this loop is turning */
+	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
 }
 
 int worker_post(struct worker *w, enum worker_msg_type type, void *ptr)
@@ -490,6 +519,9 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
 			if (w->tls_ctx != NULL)
 				SSL_CTX_free(w->tls_ctx);
 			w->tls_ctx = m->ptr;
+			break;
+		case WORKER_MSG_SESSIONS:
+			sessions_fill(w, m->ptr);
 			break;
 		}
 		free(m);
@@ -615,6 +647,8 @@ void worker_free(struct worker *w)
 		next = m->next;
 		if (m->type == WORKER_MSG_TLS_CTX)
 			SSL_CTX_free(m->ptr);
+		else if (m->type == WORKER_MSG_SESSIONS)
+			sessions_req_put(m->ptr);
 		free(m);
 	}
 	pthread_mutex_destroy(&w->mq_lock);

@@ -50,6 +50,7 @@ struct server {
 	int nworkers;
 	struct worker *workers;
 	_Atomic int nconns;                    /* open TCP/TLS client connections */
+	_Atomic int draining;                  /* SIGUSR1 / POST /drain: refuse new allocations (508) */
 };
 
 /* One UDP listening socket of a worker. */
@@ -80,10 +81,11 @@ struct relay {
 };
 
 /* Messages from the main thread to a worker (typed queue + eventfd wake-up). */
-enum worker_msg_type { WORKER_MSG_STOP, WORKER_MSG_TLS_CTX };
+enum worker_msg_type { WORKER_MSG_STOP, WORKER_MSG_TLS_CTX, WORKER_MSG_SESSIONS };
 struct worker_msg {
 	enum worker_msg_type type;
-	void *ptr;                 /* WORKER_MSG_TLS_CTX: an SSL_CTX reference the worker takes over */
+	void *ptr;                 /* WORKER_MSG_TLS_CTX: an SSL_CTX reference the worker takes over;
+				      WORKER_MSG_SESSIONS: a struct sessions_req reference (net/sessions.h) */
 	struct worker_msg *next;
 };
 
@@ -133,8 +135,13 @@ int worker_post(struct worker *w, enum worker_msg_type type, void *ptr);
 /* Frees everything the worker owns; its thread must have stopped. */
 void worker_free(struct worker *w);
 
+/* STATS_UDP, STATS_TCP or STATS_TLS: o's client transport as a metrics slot. */
+int worker_stats_transport(const struct origin *o);
+
 /* Monotonic clock in seconds (allocation and permission lifetimes). */
 uint64_t worker_now(void);
+/* Monotonic clock in microseconds (the busy_usec load figure). */
+uint64_t worker_usec(void);
 /* Wall clock in seconds (nonces). */
 uint64_t worker_wallclock(void);
 

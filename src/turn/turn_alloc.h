@@ -53,6 +53,15 @@ struct turn_alloc {
 
 	void *io;                    /* the owner's per-allocation I/O state */
 	struct turn_alloc *hnext;    /* table hash chain */
+
+	/* Live metrics and /sessions (issue 11): written by the owning worker
+	 * only; other threads see them through a snapshot message. */
+	uint64_t created;            /* monotonic seconds when the Allocate succeeded */
+	uint64_t bytes_to_peer;      /* payload bytes relayed client -> peer */
+	uint64_t bytes_to_client;    /* payload bytes relayed peer -> client */
+	uint64_t packets_to_peer, packets_to_client;
+	uint8_t stats_transport;     /* STATS_UDP/TCP/TLS of the allocs[][] gauge slot counted */
+	uint8_t stats_family;        /* STATS_V4/V6 of that slot */
 };
 
 /* Outcomes of turn_alloc_chan_bind. */

@@ -38,6 +38,7 @@ _top = os.environ.get("TOP_SRCDIR") or os.path.dirname(os.path.dirname(_here))
 sys.path.insert(0, os.path.join(_top, "tests", "lib"))
 
 sys.dont_write_bytecode = True  # keep the source tree clean
+import adminhttp as ah  # noqa: E402
 import turnclient as tc  # noqa: E402
 from turnclient import check, check_eq  # noqa: E402
 
@@ -881,6 +882,59 @@ def t_retransmit_while_parked():
         r = d.transact(raw, tid)
         expect_success(r, "late retransmission of the same Allocate")
         d.close()
+    R.stop()
+
+
+@tap.case("metrics: Redis connected, requests and latency move; Redis down -> errors count, "
+          "/ready 503 naming Redis; back up -> /ready 200")
+def t_redis_metrics():
+    R = Redis().start()  # its own: this case stops and restarts it
+    realm = "metrics.test"
+    admin(R, realm, "user", "add", "erin", "--password", "pw-e")
+    admin(R, realm, "user", "add", "fred", "--password", "pw-f")
+    aport = tc.free_udp_port()
+    with Servers() as S:
+        srv = S.add(start_server(realm, R, extra=["--prometheus", "--prometheus-port=%d" % aport],
+                                 cache_ttl=0))
+        ah.wait_admin(aport)
+
+        def ready_when(want, timeout=10.0):
+            end = time.monotonic() + timeout
+            while True:
+                st, _, body = ah.request(aport, "GET", "/ready")
+                if st == want or time.monotonic() > end:
+                    return st, body
+                time.sleep(0.1)
+        st, body = ready_when(200)
+        check_eq((st, body), (200, "ready\n"), "/ready with Redis up")
+        m1, _, _ = ah.scrape(aport)
+        check_eq(m1["turnstone_redis_clients"], 2, "Redis clients (one per worker)")
+        check_eq(m1["turnstone_redis_connected"], 2, "connected Redis clients")
+        c, r = allocate(srv, "erin", "pw-e")
+        expect_success(r, "Allocate for a Redis user")
+        m2, _, _ = ah.scrape(aport)
+        check(m2["turnstone_redis_requests_total"] > m1["turnstone_redis_requests_total"],
+              "Redis requests did not move")
+        check(m2["turnstone_redis_request_duration_seconds_count"]
+              > m1["turnstone_redis_request_duration_seconds_count"], "latency histogram did not move")
+        check(m2["turnstone_redis_request_duration_seconds_sum"] > 0, "latency sum is 0")
+        R.stop()
+        st, body = ready_when(503)
+        check(st == 503 and "redis" in body, "/ready with Redis down: %d %r" % (st, body))
+        d = tc.TurnClient(srv.addr, "fred", "pw-f")
+        d.probe_401()
+        r, _ = d.request(tc.ALLOCATE, [tc.Attr.requested_transport()])
+        expect_error(r, 500, "Allocate while Redis is down")
+        d.close()
+        m3, _, _ = ah.scrape(aport)
+        check(m3["turnstone_redis_errors_total"] > m2["turnstone_redis_errors_total"],
+              "Redis errors did not move")
+        check(m3["turnstone_redis_connected"] < 2, "connected gauge with Redis down")
+        check(m3['turnstone_allocate_responses_total{code="500"}'] >= 1, "500 not counted")
+        R.start(R.port)
+        st, body = ready_when(200, timeout=15.0)
+        check_eq((st, body), (200, "ready\n"), "/ready after Redis came back")
+        c.close()
     R.stop()
 
 
