@@ -17,6 +17,7 @@
 
 #include "auth/auth_redis.h"
 #include "log.h"
+#include "net/limits.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
 #include "net/stream.h"
@@ -29,6 +30,14 @@ uint64_t worker_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec;
+}
+
+uint64_t worker_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 uint64_t worker_wallclock(void)
@@ -140,6 +149,8 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
+		if (w->bps_on)
+			w->now_ms = worker_now_ms();
 		for (i = 0; i < n; i++) {
 			struct origin o;
 			struct msghdr *h = &b.msgs[i].msg_hdr;
@@ -170,6 +181,8 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
+		if (w->bps_on)
+			w->now_ms = worker_now_ms();
 		for (i = 0; i < n; i++) {
 			struct stun_addr peer;
 
@@ -371,7 +384,8 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 			struct stun_addr next = addr;
 
 			next.port++;
-			if (reserve_put(pair, &next, worker_now(), rq->token_out) < 0) {
+			if (reserve_put(pair, &next, worker_now(), (uint32_t)w->srv->cfg->reservation_lifetime,
+					rq->token_out) < 0) {
 				close(fd);
 				return -1;
 			}
@@ -402,6 +416,12 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 	*bound = addr;
 	if (o->conn != NULL)
 		stream_set_alloc(o->conn, a);
+	/* From here on relay_release gives back the quota slot and the gauge. */
+	r->quota_held = (uint8_t)rq->quota_held;
+	r->st_tr = o->conn == NULL ? STATS_UDP : o->conn->tls ? STATS_TLS : STATS_TCP;
+	r->st_fam = o->client.family == STUN_AF_IPV6 ? STATS_V6 : STATS_V4;
+	STAT_INC(w->stats.allocs[r->st_tr][r->st_fam]);
+	limits_relay_init(w, r);
 	return 0;
 }
 
@@ -413,6 +433,11 @@ static void relay_release(struct turn_alloc *a)
 		return;
 	if (r->o.conn != NULL)
 		stream_set_alloc(r->o.conn, NULL);
+	/* Every way an allocation ends (expiry, Refresh 0, kill, connection
+	 * closed, shutdown) comes through here. */
+	STAT_ADD(r->w->stats.allocs[r->st_tr][r->st_fam], -1);
+	if (r->quota_held)
+		limits_alloc_release(r->w->srv, a->username);
 	event_free(r->ev);
 	close(r->fd);
 	free(r);
@@ -447,6 +472,9 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 
 	log_roll(w, worker_now());
 	turn_table_foreach(&w->allocs, tick_one, w);
+	/* One worker frees unclaimed EVEN-PORT reservations on time. */
+	if (w->id == 0)
+		reserve_tick(worker_now());
 }
 
 int worker_post(struct worker *w, enum worker_msg_type type, void *ptr)
@@ -523,6 +551,7 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 	    turn_table_init(&w->allocs, 1024) < 0)
 		goto oom;
 	pthread_mutex_init(&w->mq_lock, NULL);
+	limits_worker_init(w);
 	for (i = 0; i < srv->nlisten; i++) {
 		if (!srv->cfg->no_udp) {
 			if (listener_open(w, &w->ls[w->nls], &srv->listen[i], err, errlen) < 0)
