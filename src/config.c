@@ -22,6 +22,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "turn/turn_alloc.h"
+
 #ifndef CONFIG_DATADIR
 #define CONFIG_DATADIR "/usr/local/share"
 #endif
@@ -82,6 +84,21 @@ static const struct opt opts[] = {
 	    "allocation lifetime when the client asks for none"),
 	INT("permission-lifetime", permission_lifetime, 1, 3600, "SECONDS", "permission lifetime"),
 	INT("channel-lifetime", channel_lifetime, 1, 3600, "SECONDS", "channel binding lifetime"),
+	/* limits against abuse (docs/limits.md) */
+	INT("user-quota", user_quota, 0, 1000000, "N", "concurrent allocations per username, 0: no limit (486)"),
+	INT("total-quota", total_quota, 0, 10000000, "N", "concurrent allocations on the server, 0: no limit (486)"),
+	INT("max-bps", max_bps, 0, 2000000000, "BYTES",
+	    "bytes per second per allocation and direction, 0: no limit (excess dropped)"),
+	INT("bps-capacity", bps_capacity, 0, 2000000000, "BYTES",
+	    "bytes per second of the whole server per direction, 0: no limit (excess dropped)"),
+	INT("max-permissions", max_permissions, 1, TURN_MAX_PERMS, "N", "permissions per allocation (more: 508)"),
+	INT("max-channels", max_channels, 1, TURN_MAX_CHANNELS, "N", "channels per allocation (more: 508)"),
+	INT("allocate-rate-per-ip", allocate_rate_per_ip, 0, 65535, "N",
+	    "authenticated Allocates per second per source IP or IPv6 /64, 0: no limit (excess dropped)"),
+	INT("unauthorized-rate-per-ip", unauthorized_rate_per_ip, 0, 65535, "N",
+	    "401 answers per second per source IP or IPv6 /64, 0: no limit (excess dropped)"),
+	INT("reservation-lifetime", reservation_lifetime, 1, 300, "SECONDS",
+	    "how long an EVEN-PORT reservation is held"),
 	{ "denied-peer-ip", OPT_PEER_RANGE, 0, 0, 0, 0, NULL, "RANGE",
 	  "refuse peers in ADDR, ADDR/PREFIX or ADDR1-ADDR2, repeatable" },
 	{ "allowed-peer-ip", OPT_PEER_RANGE, 0, 0, 1, 0, NULL, "RANGE",
@@ -588,6 +605,10 @@ void config_defaults(struct config *c)
 	c->default_allocate_lifetime = 600;
 	c->permission_lifetime = 300;
 	c->channel_lifetime = 600;
+	/* limits against abuse: quotas, bandwidth and per-IP rates off (0) */
+	c->max_permissions = TURN_MAX_PERMS;
+	c->max_channels = TURN_MAX_CHANNELS;
+	c->reservation_lifetime = 30;
 	c->relay_threads = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
 	c->no_tlsv1 = 1;
 	c->no_tlsv1_1 = 1;

@@ -44,6 +44,17 @@ struct config {
 	int permission_lifetime;          /* seconds, default 300 (RFC 8656 §9) */
 	int channel_lifetime;             /* seconds, default 600 (RFC 8656 §12) */
 
+	/* Limits against abuse (docs/limits.md; coturn's names; 0 = unlimited) */
+	int user_quota;                   /* concurrent allocations per username (REST: per user id) */
+	int total_quota;                  /* concurrent allocations on this server */
+	int max_bps;                      /* bytes/s per allocation, each direction apart */
+	int bps_capacity;                 /* bytes/s for the whole server, each direction; split over workers */
+	int max_permissions;              /* per allocation, 1..64, default 64; more: 508 */
+	int max_channels;                 /* per allocation, 1..64, default 64; more: 508 */
+	int allocate_rate_per_ip;         /* authenticated Allocates per second per source IP (/64) */
+	int unauthorized_rate_per_ip;     /* 401 answers per second per source IP (/64) */
+	int reservation_lifetime;         /* seconds an EVEN-PORT reservation is held, default 30 */
+
 	struct turn_policy *policy;       /* peer address policy, owned */
 	int allow_loopback_peers;         /* boolean */
 	int rfc5766_channels;             /* boolean: accept channels up to 0x7FFF, not 0x4FFF */

@@ -16,6 +16,7 @@
 #include "auth/auth_users.h"
 #include "log.h"
 #include "net/admin_http.h"
+#include "net/limits.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
 #include "net/tls.h"
@@ -213,6 +214,7 @@ static void server_free(struct server *srv, struct config *cfg, int started)
 	if (srv->tls != NULL)
 		SSL_CTX_free(srv->tls);
 	free(srv->workers);
+	limits_free(srv);
 	reserve_clear();
 	auth_users_free(srv->users);
 	config_free(cfg);
@@ -287,6 +289,8 @@ int main(int argc, char **argv)
 	} else if (!cfg.no_tls) {
 		log_info("TLS is off: set 'cert' and 'pkey' to listen on port %d", cfg.tls_listening_port);
 	}
+	if (limits_init(&srv, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	rc = start_workers(&srv, err, sizeof(err));
 	if (rc < 0 && cfg.n_listening_ip == 0 && srv.nlisten == 2) {
 		log_warnx("%s; listening on IPv4 only", err);

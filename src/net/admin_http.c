@@ -33,6 +33,11 @@ struct admin_http {
 	double start_time;          /* Unix time, seconds */
 	uint64_t *ticks;            /* per worker: loop_ticks last seen ... */
 	uint64_t *changed;          /* ... and the monotonic second it last moved */
+	/* relayed bytes per direction at the last rate sample, its time, and
+	 * the rate since the one before (bytes/s), for /ready's bps-capacity */
+	uint64_t rate_bytes[STATS_NDIR];
+	double rate_at;
+	uint64_t rate_bps[STATS_NDIR];
 };
 
 static uint64_t mono_sec(void)
@@ -116,7 +121,37 @@ static void handle_metrics(struct admin_http *h, struct evhttp_request *req)
 	free(rs);
 }
 
-/* Samples the workers' tick counters (every second, on this thread). */
+static double mono_dsec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Relayed bytes/s per direction over the last second or more: the sum of
+ * every worker's byte counters, differenced (bps-capacity on /ready). */
+static void sample_rate(struct admin_http *h)
+{
+	double now = mono_dsec();
+	uint64_t sum[STATS_NDIR] = { 0 };
+	int i, d;
+
+	if (now - h->rate_at < 0.9)
+		return;
+	for (i = 0; i < h->srv->nworkers; i++)
+		for (d = 0; d < STATS_NDIR; d++)
+			sum[d] += STAT_GET(h->srv->workers[i].stats.bytes[d]);
+	for (d = 0; d < STATS_NDIR; d++) {
+		if (h->rate_at > 0)
+			h->rate_bps[d] = (uint64_t)((double)(sum[d] - h->rate_bytes[d]) / (now - h->rate_at));
+		h->rate_bytes[d] = sum[d];
+	}
+	h->rate_at = now;
+}
+
+/* Samples the workers' tick counters and the relayed rate (every second,
+ * on this thread). */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct admin_http *h = arg;
@@ -131,6 +166,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			h->changed[i] = now;
 		}
 	}
+	sample_rate(h);
 }
 
 static void handle_healthz(struct admin_http *h, struct evhttp_request *req)
@@ -151,14 +187,34 @@ static void handle_healthz(struct admin_http *h, struct evhttp_request *req)
 	reply_text(req, 200, "ok\n");
 }
 
-const char *ready_quota_reason(const struct server *srv, char *buf, size_t len)
+/* Why the server is near a quota (90 % of total-quota or bps-capacity in
+ * use), written into buf; NULL when it is not. */
+static const char *ready_quota_reason(struct admin_http *h, char *buf, size_t len)
 {
-	/* TO BE FILLED IN AT MERGE (issue 11, quota part): compare the
-	 * allocations gauge with cfg->total_quota and the relayed rate with
-	 * cfg->bps_capacity, returning e.g. "total-quota: 95 % in use". */
-	(void)srv;
-	(void)buf;
-	(void)len;
+	const struct server *srv = h->srv;
+	const struct config *cfg = srv->cfg;
+	int64_t allocs = 0;
+	int i, t, f, d;
+
+	if (cfg->total_quota > 0) {
+		for (i = 0; i < srv->nworkers; i++)
+			for (t = 0; t < STATS_NTRANSPORT; t++)
+				for (f = 0; f < STATS_NFAMILY; f++)
+					allocs += STAT_GET(srv->workers[i].stats.allocs[t][f]);
+		if (allocs * 10 >= (int64_t)cfg->total_quota * 9) {
+			snprintf(buf, len, "total-quota: %lld of %d allocations in use", (long long)allocs,
+				 cfg->total_quota);
+			return buf;
+		}
+	}
+	if (cfg->bps_capacity > 0)
+		for (d = 0; d < STATS_NDIR; d++)
+			if (h->rate_bps[d] * 10 >= (uint64_t)cfg->bps_capacity * 9) {
+				snprintf(buf, len, "bps-capacity: %llu of %d bytes/s relayed %s",
+					 (unsigned long long)h->rate_bps[d], cfg->bps_capacity,
+					 d == STATS_TO_PEER ? "to peers" : "to clients");
+				return buf;
+			}
 	return NULL;
 }
 
@@ -191,7 +247,7 @@ static int ready_reasons(struct admin_http *h, FILE *f)
 		fprintf(f, "descriptors: %ld of %ld in use\n", open_fds, max_fds);
 		n++;
 	}
-	if ((why = ready_quota_reason(srv, buf, sizeof(buf))) != NULL) {
+	if ((why = ready_quota_reason(h, buf, sizeof(buf))) != NULL) {
 		fprintf(f, "%s\n", why);
 		n++;
 	}

@@ -27,9 +27,4 @@ struct admin_http *admin_http_start(struct server *srv, char *err, size_t errlen
 /* Stops the thread (thread-safe), closes the listener and frees h. */
 void admin_http_stop(struct admin_http *h);
 
-/* Why the server is not ready for new allocations because of total-quota or
- * bps-capacity (above 90 %), or NULL when it is. Filled in when those keys
- * exist (issue 11's quota part); returns NULL until then. */
-const char *ready_quota_reason(const struct server *srv, char *buf, size_t len);
-
 #endif

@@ -17,6 +17,7 @@ struct reservation {
 
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct reservation *reserve_head;
+static _Atomic int reserve_count;   /* entries in the table, read without the lock */
 
 /* Drops expired reservations; called with the lock held. */
 static void reserve_expire(uint64_t now)
@@ -28,13 +29,15 @@ static void reserve_expire(uint64_t now)
 			*pp = r->next;
 			close(r->fd);
 			free(r);
+			reserve_count--;
 		} else {
 			pp = &r->next;
 		}
 	}
 }
 
-int reserve_put(int fd, const struct stun_addr *addr, uint64_t now, uint8_t token[RESERVE_TOKEN_LEN])
+int reserve_put(int fd, const struct stun_addr *addr, uint64_t now, uint32_t lifetime,
+		uint8_t token[RESERVE_TOKEN_LEN])
 {
 	struct reservation *r = calloc(1, sizeof(*r));
 
@@ -45,14 +48,24 @@ int reserve_put(int fd, const struct stun_addr *addr, uint64_t now, uint8_t toke
 	}
 	r->fd = fd;
 	r->addr = *addr;
-	r->expires = now + RESERVE_LIFETIME;
+	r->expires = now + lifetime;
 	memcpy(token, r->token, RESERVE_TOKEN_LEN);
 	pthread_mutex_lock(&reserve_lock);
 	reserve_expire(now);
 	r->next = reserve_head;
 	reserve_head = r;
+	reserve_count++;
 	pthread_mutex_unlock(&reserve_lock);
 	return 0;
+}
+
+void reserve_tick(uint64_t now)
+{
+	if (reserve_count == 0)
+		return;
+	pthread_mutex_lock(&reserve_lock);
+	reserve_expire(now);
+	pthread_mutex_unlock(&reserve_lock);
 }
 
 int reserve_take(const uint8_t token[RESERVE_TOKEN_LEN], uint64_t now, struct stun_addr *addr)
@@ -68,6 +81,7 @@ int reserve_take(const uint8_t token[RESERVE_TOKEN_LEN], uint64_t now, struct st
 			fd = r->fd;
 			*addr = r->addr;
 			free(r);
+			reserve_count--;
 			break;
 		}
 	}

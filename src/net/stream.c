@@ -92,6 +92,8 @@ static void stream_read_frames(struct bufferevent *bev, void *arg)
 	uint8_t *p;
 	int rc;
 
+	if (c->w->bps_on)
+		c->w->now_ms = worker_now_ms();
 	while (!c->paused && (avail = evbuffer_get_length(in)) >= 4) {
 		evbuffer_copyout(in, hdr, avail < sizeof(hdr) ? avail : sizeof(hdr));
 		rc = stun_frame_next(hdr, avail < sizeof(hdr) ? avail : sizeof(hdr), &f);

@@ -9,6 +9,7 @@
 
 #include "auth/auth_rest.h"
 #include "log.h"
+#include "net/limits.h"
 #include "net/netaddr.h"
 #include "net/turn_auth.h"
 #include "net/turn_req.h"
@@ -75,6 +76,10 @@ void turn_req_challenge(struct req *r, int code)
 	char nonce[AUTH_NONCE_LEN + 1];
 
 	r->keylen = 0;
+	/* unauthorized-rate-per-ip: over it, no answer at all (a 401 costs
+	 * an HMAC and reflects bytes to a possibly spoofed source). */
+	if (code == 401 && !limits_rate_ok(r->w, r->client, TURN_RATE_UNAUTH))
+		return;
 	turn_req_count(r, code);
 	auth_nonce_make(&srv->nonce, worker_wallclock(), r->client, nonce);
 	turn_req_begin(r, &b, STUN_CLASS_ERROR);
@@ -184,6 +189,10 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, 508);
 		return;
 	}
+	/* allocate-rate-per-ip counts authenticated Allocates that would
+	 * create an allocation; over it the request is dropped unanswered. */
+	if (!limits_rate_ok(w, r->client, TURN_RATE_ALLOC))
+		return;
 	tr = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_TRANSPORT);
 	if (tr == NULL || tr->len != 4) {
 		turn_req_error(r, 400);
@@ -223,11 +232,24 @@ static void handle_allocate(struct req *r)
 	rq.token = token != NULL ? token->val : NULL;
 	rq.dont_fragment = stun_msg_find(&r->m, TURN_ATTR_DONT_FRAGMENT) != NULL;
 	lifetime = clamp_lifetime(cfg, &r->m, 0);
+	/* Quotas last, once the request is known to be valid (§7.2: 486). */
+	if ((rc = limits_alloc_acquire(w, r->username, &rq.quota_held)) != 0) {
+		if (worker_log_ok(w))
+			log_info("user %s: allocation quota reached (%s)", r->username, netaddr_str(r->client, cs));
+		turn_req_error(r, rc);
+		return;
+	}
 	if ((a = turn_table_add(&w->allocs, r->client, r->local, transport_of(r->o))) == NULL) {
+		if (rq.quota_held)
+			limits_alloc_release(srv, r->username);
 		turn_req_error(r, 508);
 		return;
 	}
+	a->max_perms = (uint8_t)cfg->max_permissions;
+	a->max_chans = (uint8_t)cfg->max_channels;
 	if ((rc = worker_relay_open(w, r->o, a, &rq, &bound)) < 0) {
+		if (rq.quota_held)
+			limits_alloc_release(srv, r->username);
 		turn_table_remove(&w->allocs, a);
 		log_warnx("%s for %s", rc == -2 ? "unknown or expired RESERVATION-TOKEN" : "no free relay port",
 			  netaddr_str(r->client, cs));
@@ -343,6 +365,11 @@ static void handle_create_permission(struct req *r)
 		return;
 	}
 	/* All or nothing (§9.2): check capacity before installing any. */
+	if (!turn_alloc_perm_fits(r->alloc, peers, np, now)) {
+		STAT_INC(r->w->stats.refused[STATS_REFUSE_MAX_PERMS]);
+		turn_req_error(r, 508);
+		return;
+	}
 	for (i = 0; i < np; i++) {
 		if (turn_alloc_perm_add(r->alloc, &peers[i], now, (uint32_t)cfg->permission_lifetime) < 0) {
 			turn_req_error(r, 508);
@@ -391,7 +418,12 @@ static void handle_channel_bind(struct req *r)
 		log_debug("channel 0x%04x: number or peer bound elsewhere", number);
 		turn_req_error(r, 400);
 		break;
+	case TURN_CHAN_FULL:
+		STAT_INC(r->w->stats.refused[STATS_REFUSE_MAX_CHANNELS]);
+		turn_req_error(r, 508);
+		break;
 	default:
+		STAT_INC(r->w->stats.refused[STATS_REFUSE_MAX_PERMS]);
 		turn_req_error(r, 508);
 		break;
 	}
@@ -431,6 +463,8 @@ static void handle_send(struct worker *w, struct turn_alloc *a, const struct stu
 	 * the policy allowed, so this also enforces the policy for Send. */
 	if (!turn_alloc_perm_ok(a, &peer, worker_now()))
 		return;
+	if (!limits_bps_pass(w, a->io, STATS_TO_PEER, data->len))
+		return;
 	if (worker_relay_send(a, &peer, data->val, data->len) == 0)
 		count_to_peer(w, a, data->len);
 }
@@ -443,6 +477,8 @@ static void handle_channel_data(struct worker *w, struct turn_alloc *a, const ui
 	if (a == NULL || turn_channel_data_parse(buf, len, &number, &dlen) < 0)
 		return;
 	if ((c = turn_alloc_chan_by_number(a, number, worker_now())) == NULL)
+		return;
+	if (!limits_bps_pass(w, a->io, STATS_TO_PEER, dlen))
 		return;
 	if (worker_relay_send(a, &c->peer, buf + TURN_CHANNEL_HDR, dlen) == 0)
 		count_to_peer(w, a, dlen);
@@ -460,6 +496,8 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 	uint8_t *start;
 
 	if ((c = turn_alloc_chan_by_peer(a, peer, now)) != NULL && len <= UINT16_MAX) {
+		if (!limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
+			return;
 		/* ChannelData: 4-byte header in the headroom, no copy. Padding
 		 * is optional over UDP, so none is sent there; over TCP it is
 		 * mandatory (§12.5) and goes in the tail room. */
@@ -476,7 +514,7 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 			count_to_client(w, a, len);
 		return;
 	}
-	if (!turn_alloc_perm_ok(a, peer, now))
+	if (!turn_alloc_perm_ok(a, peer, now) || !limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
 		return;
 	/* Data indication: header, XOR-PEER-ADDRESS and the DATA attribute
 	 * header go into the headroom, in front of the payload. */

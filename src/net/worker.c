@@ -17,6 +17,7 @@
 
 #include "auth/auth_redis.h"
 #include "log.h"
+#include "net/limits.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
 #include "net/sessions.h"
@@ -30,6 +31,14 @@ uint64_t worker_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec;
+}
+
+uint64_t worker_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 uint64_t worker_wallclock(void)
@@ -157,6 +166,8 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
+		if (w->bps_on)
+			w->now_ms = worker_now_ms();
 		for (i = 0; i < n; i++) {
 			struct origin o;
 			struct msghdr *h = &b.msgs[i].msg_hdr;
@@ -189,6 +200,8 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 		n = recvmmsg(fd, b.msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
+		if (w->bps_on)
+			w->now_ms = worker_now_ms();
 		for (i = 0; i < n; i++) {
 			struct stun_addr peer;
 
@@ -391,7 +404,8 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 			struct stun_addr next = addr;
 
 			next.port++;
-			if (reserve_put(pair, &next, worker_now(), rq->token_out) < 0) {
+			if (reserve_put(pair, &next, worker_now(), (uint32_t)w->srv->cfg->reservation_lifetime,
+					rq->token_out) < 0) {
 				close(fd);
 				return -1;
 			}
@@ -427,6 +441,8 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 	a->stats_transport = (uint8_t)worker_stats_transport(o);
 	a->stats_family = o->client.family == STUN_AF_IPV6 ? STATS_V6 : STATS_V4;
 	STAT_INC(w->stats.allocs[a->stats_transport][a->stats_family]);
+	r->quota_held = (uint8_t)rq->quota_held;
+	limits_relay_init(w, r);
 	return 0;
 }
 
@@ -439,6 +455,10 @@ static void relay_release(struct turn_alloc *a)
 	STAT_ADD(r->w->stats.allocs[a->stats_transport][a->stats_family], -1);
 	if (r->o.conn != NULL)
 		stream_set_alloc(r->o.conn, NULL);
+	/* Every way an allocation ends (expiry, Refresh 0, kill, connection
+	 * closed, shutdown) comes through here. */
+	if (r->quota_held)
+		limits_alloc_release(r->w->srv, a->username);
 	event_free(r->ev);
 	close(r->fd);
 	free(r);
@@ -476,6 +496,9 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 	turn_table_foreach(&w->allocs, tick_one, w);
 	STAT_INC(w->stats.loop_ticks); /* /healthz: this loop is turning */
 	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
+	/* One worker frees unclaimed EVEN-PORT reservations on time. */
+	if (w->id == 0)
+		reserve_tick(worker_now());
 }
 
 int worker_post(struct worker *w, enum worker_msg_type type, void *ptr)
@@ -555,6 +578,7 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 	    turn_table_init(&w->allocs, 1024) < 0)
 		goto oom;
 	pthread_mutex_init(&w->mq_lock, NULL);
+	limits_worker_init(w);
 	for (i = 0; i < srv->nlisten; i++) {
 		if (!srv->cfg->no_udp) {
 			if (listener_open(w, &w->ls[w->nls], &srv->listen[i], err, errlen) < 0)

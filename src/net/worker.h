@@ -20,6 +20,7 @@
 #include "net/stats.h"
 #include "stun/stun_msg.h"
 #include "turn/turn_alloc.h"
+#include "turn/turn_limit.h"
 
 struct event;
 struct event_base;
@@ -28,6 +29,7 @@ struct worker;
 struct stream_conn;
 struct auth_redis;
 struct pending;
+struct limits;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
@@ -51,6 +53,7 @@ struct server {
 	struct worker *workers;
 	_Atomic int nconns;                    /* open TCP/TLS client connections */
 	_Atomic int draining;                  /* SIGUSR1 / POST /drain: refuse new allocations (508) */
+	struct limits *limits;                 /* quotas and per-IP rates (net/limits.h), own locks */
 };
 
 /* One UDP listening socket of a worker. */
@@ -78,6 +81,9 @@ struct relay {
 	struct origin o;           /* how to reach the client */
 	struct turn_alloc *alloc;
 	struct worker *w;
+	/* limits (net/limits.h) */
+	struct turn_bucket bps[STATS_NDIR]; /* max-bps, per direction */
+	uint8_t quota_held;        /* holds a user-quota/total-quota slot */
 };
 
 /* Messages from the main thread to a worker (typed queue + eventfd wake-up). */
@@ -114,6 +120,11 @@ struct worker {
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
 	uint8_t tx[2048];          /* response scratch buffer (answers are small) */
 	struct worker_stats stats; /* written by this worker only (net/stats.h) */
+	/* bandwidth limits (net/limits.h) */
+	int bps_on;                /* max-bps or bps-capacity set */
+	uint64_t now_ms;           /* worker_now_ms(), read once per receive batch when bps_on */
+	uint64_t cap_rate;         /* this worker's share of bps-capacity, bytes/s */
+	struct turn_bucket cap[STATS_NDIR];
 };
 
 /* 1 when a log line about a client's request may be written now: at most
@@ -142,6 +153,8 @@ int worker_stats_transport(const struct origin *o);
 uint64_t worker_now(void);
 /* Monotonic clock in microseconds (the busy_usec load figure). */
 uint64_t worker_usec(void);
+/* Monotonic clock in milliseconds (bandwidth buckets; coarse, cheap). */
+uint64_t worker_now_ms(void);
 /* Wall clock in seconds (nonces). */
 uint64_t worker_wallclock(void);
 
@@ -158,6 +171,8 @@ struct relay_req {
 	int reserve;                     /* EVEN-PORT R bit: also reserve port + 1 */
 	const uint8_t *token;            /* RESERVATION-TOKEN (8 bytes) to claim, or NULL */
 	int dont_fragment;               /* DONT-FRAGMENT: set DF on relayed IPv4 packets */
+	int quota_held;                  /* the allocation holds a quota slot (net/limits.h):
+					    given back when the relay is released */
 	uint8_t token_out[8];            /* set when reserve succeeded */
 };
 

@@ -19,6 +19,16 @@ int turn_addr_equal(const struct stun_addr *a, const struct stun_addr *b)
 	return a->port == b->port && turn_addr_same_ip(a, b);
 }
 
+static size_t perm_cap(const struct turn_alloc *a)
+{
+	return a->max_perms != 0 && a->max_perms < TURN_MAX_PERMS ? a->max_perms : TURN_MAX_PERMS;
+}
+
+static size_t chan_cap(const struct turn_alloc *a)
+{
+	return a->max_chans != 0 && a->max_chans < TURN_MAX_CHANNELS ? a->max_chans : TURN_MAX_CHANNELS;
+}
+
 int turn_alloc_perm_add(struct turn_alloc *a, const struct stun_addr *peer, uint64_t now, uint32_t lifetime)
 {
 	struct turn_perm *p;
@@ -32,7 +42,7 @@ int turn_alloc_perm_add(struct turn_alloc *a, const struct stun_addr *peer, uint
 		}
 	}
 	turn_alloc_expire(a, now);
-	if (a->nperms >= TURN_MAX_PERMS)
+	if (a->nperms >= perm_cap(a))
 		return -1;
 	p = &a->perms[a->nperms++];
 	memset(p, 0, sizeof(*p));
@@ -40,6 +50,23 @@ int turn_alloc_perm_add(struct turn_alloc *a, const struct stun_addr *peer, uint
 	memcpy(p->ip, peer->ip, addr_iplen(peer));
 	p->expires = now + lifetime;
 	return 0;
+}
+
+int turn_alloc_perm_fits(struct turn_alloc *a, const struct stun_addr *peers, size_t n, uint64_t now)
+{
+	size_t i, j, fresh = 0;
+
+	turn_alloc_expire(a, now);
+	for (i = 0; i < n; i++) {
+		if (turn_alloc_perm_ok(a, &peers[i], now))
+			continue;
+		for (j = 0; j < i; j++)
+			if (turn_addr_same_ip(&peers[j], &peers[i]))
+				break;
+		if (j == i)
+			fresh++;
+	}
+	return a->nperms + fresh <= perm_cap(a);
 }
 
 int turn_alloc_perm_ok(const struct turn_alloc *a, const struct stun_addr *peer, uint64_t now)
@@ -75,10 +102,10 @@ int turn_alloc_chan_bind(struct turn_alloc *a, uint16_t number, const struct stu
 			return TURN_CHAN_CONFLICT;
 	}
 	turn_alloc_expire(a, now);
-	if (a->nchans >= TURN_MAX_CHANNELS)
+	if (a->nchans >= chan_cap(a))
 		return TURN_CHAN_FULL;
 	if (turn_alloc_perm_add(a, peer, now, perm_lifetime) < 0)
-		return TURN_CHAN_FULL;
+		return TURN_CHAN_PERMS_FULL;
 	c = &a->chans[a->nchans++];
 	c->number = number;
 	c->peer = *peer;
@@ -86,7 +113,7 @@ int turn_alloc_chan_bind(struct turn_alloc *a, uint16_t number, const struct stu
 	return TURN_CHAN_OK;
 refresh:
 	if (turn_alloc_perm_add(a, peer, now, perm_lifetime) < 0)
-		return TURN_CHAN_FULL;
+		return TURN_CHAN_PERMS_FULL;
 	c->expires = now + lifetime;
 	return TURN_CHAN_OK;
 }

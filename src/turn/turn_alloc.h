@@ -48,6 +48,7 @@ struct turn_alloc {
 	uint8_t *last_resp;          /* malloc'd, owned */
 
 	uint8_t nperms, nchans;
+	uint8_t max_perms, max_chans; /* caps (max-permissions, max-channels); 0: TURN_MAX_* */
 	struct turn_perm perms[TURN_MAX_PERMS];
 	struct turn_chan chans[TURN_MAX_CHANNELS];
 
@@ -65,7 +66,7 @@ struct turn_alloc {
 };
 
 /* Outcomes of turn_alloc_chan_bind. */
-enum { TURN_CHAN_OK = 0, TURN_CHAN_CONFLICT = -1, TURN_CHAN_FULL = -2 };
+enum { TURN_CHAN_OK = 0, TURN_CHAN_CONFLICT = -1, TURN_CHAN_FULL = -2, TURN_CHAN_PERMS_FULL = -3 };
 
 /* 1 when the two addresses have the same family and IP (port ignored). */
 int turn_addr_same_ip(const struct stun_addr *a, const struct stun_addr *b);
@@ -73,9 +74,14 @@ int turn_addr_same_ip(const struct stun_addr *a, const struct stun_addr *b);
 int turn_addr_equal(const struct stun_addr *a, const struct stun_addr *b);
 
 /* Installs or refreshes the permission for peer's IP until now + lifetime
- * (seconds). Returns 0, or -1 when the allocation holds TURN_MAX_PERMS live
- * permissions already (508). */
+ * (seconds). Returns 0, or -1 when the allocation holds its cap
+ * (a->max_perms, else TURN_MAX_PERMS) of live permissions already (508). */
 int turn_alloc_perm_add(struct turn_alloc *a, const struct stun_addr *peer, uint64_t now, uint32_t lifetime);
+
+/* 1 when permissions for all n peers fit under the cap at now (those
+ * already permitted, and repeats, cost nothing), else 0: CreatePermission
+ * is all or nothing (RFC 8656 §9.2). Drops expired permissions first. */
+int turn_alloc_perm_fits(struct turn_alloc *a, const struct stun_addr *peers, size_t n, uint64_t now);
 
 /* 1 when a live permission covers peer's IP (RFC 8656 §9), else 0. */
 int turn_alloc_perm_ok(const struct turn_alloc *a, const struct stun_addr *peer, uint64_t now);
@@ -83,7 +89,9 @@ int turn_alloc_perm_ok(const struct turn_alloc *a, const struct stun_addr *peer,
 /* Binds or refreshes channel number to peer until now + lifetime, and
  * refreshes the peer's permission for perm_lifetime (RFC 8656 §11.2).
  * TURN_CHAN_CONFLICT when the number is bound (or quarantined) to another
- * peer or the peer to another number (400); TURN_CHAN_FULL at capacity. */
+ * peer or the peer to another number (400); TURN_CHAN_FULL at the channel
+ * cap (a->max_chans, else TURN_MAX_CHANNELS), TURN_CHAN_PERMS_FULL when the
+ * peer's permission does not fit (both 508). */
 int turn_alloc_chan_bind(struct turn_alloc *a, uint16_t number, const struct stun_addr *peer, uint64_t now,
 			 uint32_t lifetime, uint32_t perm_lifetime);
 

@@ -200,11 +200,46 @@ static void test_addr_compare(void **state)
 	assert_true(turn_addr_equal(&a, &a));
 }
 
+/* max_perms / max_chans caps (max-permissions, max-channels) and the
+ * all-or-nothing check of CreatePermission (RFC 8656 §9.2). */
+static void test_caps(void **state)
+{
+	struct turn_alloc *a = calloc(1, sizeof(*a));
+	struct stun_addr p1 = v4(198, 51, 100, 1, 1), p2 = v4(198, 51, 100, 2, 1), p3 = v4(198, 51, 100, 3, 1);
+	struct stun_addr two[2], dup[2];
+
+	a->max_perms = 2;
+	a->max_chans = 1;
+	assert_int_equal(turn_alloc_perm_add(a, &p1, 0, 300), 0);
+	two[0] = p2;
+	two[1] = p3;
+	dup[0] = p2;
+	dup[1] = v4(198, 51, 100, 2, 9); /* same IP, other port: one permission */
+	assert_int_equal(turn_alloc_perm_fits(a, two, 2, 0), 0);
+	assert_int_equal(turn_alloc_perm_fits(a, dup, 2, 0), 1);
+	assert_int_equal(turn_alloc_perm_fits(a, &p1, 1, 0), 1);
+	assert_int_equal(turn_alloc_perm_add(a, &p2, 0, 300), 0);
+	assert_int_equal(turn_alloc_perm_add(a, &p3, 0, 300), -1);
+	assert_int_equal(turn_alloc_perm_fits(a, &p3, 1, 0), 0);
+	/* expired permissions make room */
+	assert_int_equal(turn_alloc_perm_fits(a, &p3, 1, 300), 1);
+	a->nperms = 0;
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4000, &p1, 0, 600, 300), TURN_CHAN_OK);
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4001, &p2, 0, 600, 300), TURN_CHAN_FULL);
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4000, &p1, 1, 600, 300), TURN_CHAN_OK);
+	/* a new channel whose permission does not fit */
+	a->max_chans = 2;
+	assert_int_equal(turn_alloc_perm_add(a, &p2, 1, 300), 0);
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4001, &p3, 1, 600, 300), TURN_CHAN_PERMS_FULL);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_perm_lifetime),
 		cmocka_unit_test(test_perm_family),
+		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_perm_capacity),
 		cmocka_unit_test(test_channel_bind),
 		cmocka_unit_test(test_channel_quarantine),

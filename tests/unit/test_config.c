@@ -28,6 +28,9 @@ static const char *const all_keys[] = {
 	"min-port", "max-port", "realm", "user", "lt-cred-mech", "stale-nonce",
 	"max-allocate-lifetime", "default-allocate-lifetime", "permission-lifetime",
 	"channel-lifetime", "denied-peer-ip", "allowed-peer-ip", "allow-loopback-peers", "no-udp",
+	/* limits against abuse (docs/limits.md) */
+	"user-quota", "total-quota", "max-bps", "bps-capacity", "max-permissions", "max-channels",
+	"allocate-rate-per-ip", "unauthorized-rate-per-ip", "reservation-lifetime",
 	"no-tcp", "no-tls", "no-stun", "relay-threads", "log-file", "verbose", "pidfile", "software",
 	"prometheus", "prometheus-port", "prometheus-ip", "drain-timeout", /* issue 11 */
 };
@@ -398,6 +401,45 @@ static void test_help(void **state)
 	assert_int_equal(help, 1);
 }
 
+/* The limits keys: defaults (off, 64, 64, 30) and ranges. */
+static void test_limits_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = &f->c;
+	char *argv[] = { "turnstone", "--user-quota=3", "--total-quota=100", "--max-bps=125000",
+			 "--bps-capacity=1250000", "--max-permissions=10", "--max-channels=5",
+			 "--allocate-rate-per-ip=2", "--unauthorized-rate-per-ip=7", "--reservation-lifetime=5", NULL };
+	char *bad_perms[] = { "turnstone", "--max-permissions=65", NULL };
+	char *bad_chans[] = { "turnstone", "--max-channels=0", NULL };
+	char *bad_rate[] = { "turnstone", "--unauthorized-rate-per-ip=-1", NULL };
+
+	assert_int_equal(c->user_quota, 0);
+	assert_int_equal(c->total_quota, 0);
+	assert_int_equal(c->max_bps, 0);
+	assert_int_equal(c->bps_capacity, 0);
+	assert_int_equal(c->max_permissions, 64);
+	assert_int_equal(c->max_channels, 64);
+	assert_int_equal(c->allocate_rate_per_ip, 0);
+	assert_int_equal(c->unauthorized_rate_per_ip, 0);
+	assert_int_equal(c->reservation_lifetime, 30);
+	assert_int_equal(config_load(c, ARGC(argv), argv, NULL, f->err, sizeof(f->err)), 0);
+	assert_int_equal(c->user_quota, 3);
+	assert_int_equal(c->total_quota, 100);
+	assert_int_equal(c->max_bps, 125000);
+	assert_int_equal(c->bps_capacity, 1250000);
+	assert_int_equal(c->max_permissions, 10);
+	assert_int_equal(c->max_channels, 5);
+	assert_int_equal(c->allocate_rate_per_ip, 2);
+	assert_int_equal(c->unauthorized_rate_per_ip, 7);
+	assert_int_equal(c->reservation_lifetime, 5);
+	assert_int_equal(config_load(c, ARGC(bad_perms), bad_perms, NULL, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, "max-permissions"));
+	assert_int_equal(config_load(c, ARGC(bad_chans), bad_chans, NULL, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, "max-channels"));
+	assert_int_equal(config_load(c, ARGC(bad_rate), bad_rate, NULL, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, "unauthorized-rate-per-ip"));
+}
+
 static void test_validate(void **state)
 {
 	struct fixture *f = *state;
@@ -614,6 +656,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_help, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_example_conf, setup, teardown),
 		cmocka_unit_test(test_usage_lists_every_key),
