@@ -47,8 +47,8 @@ int limits_alloc_acquire(struct worker *w, const char *username, int *held);
 void limits_alloc_release(const struct server *srv, const char *username);
 
 /* 1 when client's source IP (IPv6: its /64) may have one more event of
- * kind (TURN_RATE_ALLOC: an authenticated Allocate that would create an
- * allocation; TURN_RATE_UNAUTH: a 401 answer) this second; 0 when over
+ * kind (TURN_RATE_ALLOC: an authenticated Allocate on a 5-tuple without
+ * an allocation; TURN_RATE_UNAUTH: a 401 answer) this second; 0 when over
  * allocate-rate-per-ip / unauthorized-rate-per-ip: the caller drops the
  * request without an answer (counted in w's stats). */
 int limits_rate_ok(struct worker *w, const struct stun_addr *client, int kind);
@@ -58,6 +58,7 @@ void limits_worker_init(struct worker *w);
 /* Fills a new relay's max-bps buckets. */
 void limits_relay_init(struct worker *w, struct relay *r);
 
+/* The slow path of limits_bps_pass, for a worker with a bandwidth limit. */
 int limits_bps_check(struct worker *w, struct relay *r, int dir, size_t len);
 
 /* 1 when len payload bytes may be relayed for r in direction dir
