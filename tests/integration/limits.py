@@ -259,6 +259,20 @@ def test_unauth_rate():
         check(srv.alive(), "server alive")
 
 
+@tap.case("unauthorized-rate-per-ip holds for an IPv6 source (::1)")
+def test_unauth_rate_v6():
+    cap = 3
+    with server(["--unauthorized-rate-per-ip=%d" % cap], ipv6=True) as srv:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind(("::1", 0))
+        for _ in range(30):
+            unauth_allocate(s, ("::1", srv.port))
+        got = count_answers(s, 1.0)
+        tap.diag("IPv6 source got %d of 30 answers (cap %d/s)" % (got, cap))
+        check(cap <= got <= 2 * cap, "401 answers to ::1: %d" % got)
+        s.close()
+
+
 @tap.case("allocate-rate-per-ip: Allocates over the cap are dropped silently; another source is served")
 def test_alloc_rate():
     cap = 3
@@ -383,6 +397,39 @@ def test_max_bps():
         check(cp.bytes >= rate * secs * 0.5, "peer got only %d bytes" % cp.bytes)
         for x in (a, b, pa, pb):
             x.close()
+
+
+@tap.case("max-bps holds for a TCP client too, both directions")
+def test_max_bps_tcp():
+    rate = 20000
+    with server(["--max-bps=%d" % rate], allow_loopback=True) as srv:
+        srv.wait_stream_ready()
+        c = srv.stream_client("alice")
+        check_eq(alloc_code(c), 200, "allocate over TCP")
+        p = peer_socket()
+        check(c.channel_bind(0x4000, p.getsockname()).is_success(), "channel")
+        cc = Counter(client=c)
+        cc.start()
+        sent, secs = blast(lambda d: p.sendto(d, c.relayed), rate * 5, 2)
+        time.sleep(0.5)
+        cc.stop = True
+        cc.join()
+        top = rate * (secs + 0.5) * 1.2 + rate + 1000
+        tap.diag("to TCP client: offered %d, got %d in %.1fs" % (sent, cc.bytes, secs))
+        check(rate * secs * 0.5 <= cc.bytes <= top, "TCP client got %d bytes, want %d..%d"
+              % (cc.bytes, rate * secs * 0.5, top))
+        cp = Counter(sock=p)
+        cp.start()
+        sent, secs = blast(lambda d: c.send_channel(0x4000, d), rate * 5, 2)
+        time.sleep(0.5)
+        cp.stop = True
+        cp.join()
+        top = rate * (secs + 0.5) * 1.2 + rate + 1000
+        tap.diag("from TCP client: offered %d, peer got %d in %.1fs" % (sent, cp.bytes, secs))
+        check(rate * secs * 0.5 <= cp.bytes <= top, "peer got %d bytes, want %d..%d"
+              % (cp.bytes, rate * secs * 0.5, top))
+        c.close()
+        p.close()
 
 
 @tap.case("bps-capacity: the whole server's relayed bytes stay about capacity x time + burst")
