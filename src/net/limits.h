@@ -40,8 +40,9 @@ void limits_free(struct server *srv);
 
 /* Takes a quota slot for a new allocation of username (user-quota counts
  * REST API names by their user id). Returns 0 when allowed (*held = 1 when
- * a slot was taken and must be given back with limits_alloc_release), or
- * 486 (RFC 8656 §7.2: Allocation Quota Reached), counted in w's stats. */
+ * a slot was taken and must be given back with limits_alloc_release),
+ * 486 (RFC 8656 §7.2: Allocation Quota Reached, counted in w's stats), or
+ * 508 when the user table is out of memory. */
 int limits_alloc_acquire(struct worker *w, const char *username, int *held);
 /* Gives back the slot of an allocation of username that ended (any thread). */
 void limits_alloc_release(const struct server *srv, const char *username);
