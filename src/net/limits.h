@@ -40,15 +40,16 @@ void limits_free(struct server *srv);
 
 /* Takes a quota slot for a new allocation of username (user-quota counts
  * REST API names by their user id). Returns 0 when allowed (*held = 1 when
- * a slot was taken and must be given back with limits_alloc_release), or
- * 486 (RFC 8656 §7.2: Allocation Quota Reached), counted in w's stats. */
+ * a slot was taken and must be given back with limits_alloc_release),
+ * 486 (RFC 8656 §7.2: Allocation Quota Reached, counted in w's stats), or
+ * 508 when the user table is out of memory. */
 int limits_alloc_acquire(struct worker *w, const char *username, int *held);
 /* Gives back the slot of an allocation of username that ended (any thread). */
 void limits_alloc_release(const struct server *srv, const char *username);
 
 /* 1 when client's source IP (IPv6: its /64) may have one more event of
- * kind (TURN_RATE_ALLOC: an authenticated Allocate that would create an
- * allocation; TURN_RATE_UNAUTH: a 401 answer) this second; 0 when over
+ * kind (TURN_RATE_ALLOC: an authenticated Allocate on a 5-tuple without
+ * an allocation; TURN_RATE_UNAUTH: a 401 answer) this second; 0 when over
  * allocate-rate-per-ip / unauthorized-rate-per-ip: the caller drops the
  * request without an answer (counted in w's stats). */
 int limits_rate_ok(struct worker *w, const struct stun_addr *client, int kind);
@@ -58,6 +59,7 @@ void limits_worker_init(struct worker *w);
 /* Fills a new relay's max-bps buckets. */
 void limits_relay_init(struct worker *w, struct relay *r);
 
+/* The slow path of limits_bps_pass, for a worker with a bandwidth limit. */
 int limits_bps_check(struct worker *w, struct relay *r, int dir, size_t len);
 
 /* 1 when len payload bytes may be relayed for r in direction dir

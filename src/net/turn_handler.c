@@ -189,8 +189,9 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, 508);
 		return;
 	}
-	/* allocate-rate-per-ip counts authenticated Allocates that would
-	 * create an allocation; over it the request is dropped unanswered. */
+	/* allocate-rate-per-ip counts authenticated Allocates on a 5-tuple
+	 * without allocation, valid or not; over it the request is dropped
+	 * unanswered. */
 	if (!limits_rate_ok(w, r->client, TURN_RATE_ALLOC))
 		return;
 	tr = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_TRANSPORT);

@@ -938,6 +938,42 @@ def t_redis_metrics():
     R.stop()
 
 
+@tap.case("user-quota: a user's plain and REST names share one quota (486), and a session kill "
+          "gives the slots back")
+def t_quota_kill():
+    R = shared_redis()
+    realm = "quota.test"
+    secret = "quota-secret"
+    admin(R, realm, "user", "add", "erin", "--password", "pw-e")
+    extra = ["--user-quota=2", "--use-auth-secret", "--static-auth-secret=%s" % secret]
+    with Servers() as S:
+        srv = S.add(start_server(realm, R, extra=extra))
+        wait_numsub(R, "turnstone/realm/%s/kill" % realm, 2)
+        peer = peer_socket()
+        now = int(time.time())
+        r1, r2 = rest_cred(secret, "erin", now + 600), rest_cred(secret, "erin", now + 700)
+        a = allocated(srv, "erin", "pw-e", peer)
+        b = allocated(srv, r1[0], r1[1], peer)
+        c, r = allocate(srv, r2[0], r2[1])
+        expect_error(r, 486, "a third allocation of erin (another REST name)")
+        c.close()
+        admin_json(R, realm, "session", "kill", "erin")
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            r = a.create_permission(peer.getsockname())
+            if r.cls == tc.ERROR and r.error_code() == 437:
+                break
+            time.sleep(0.05)
+        expect_error(b.create_permission(peer.getsockname()), 437, "the REST allocation after the kill")
+        c, r = allocate(srv, r2[0], r2[1])
+        expect_success(r, "erin allocates again after the kill")
+        d, r = allocate(srv, "erin", "pw-e")
+        expect_success(r, "and a second time")
+        for x in (a, b, c, d):
+            x.close()
+        peer.close()
+
+
 def run_all():
     """tap.run(), but server logs of a failed case come after its 'not ok'."""
     tap.plan()
