@@ -189,6 +189,44 @@ def t_sessions():
     peer.close()
 
 
+@tap.case("/ready answers 503 naming descriptors above 90 % of RLIMIT_NOFILE, 200 again below")
+def t_ready_fds():
+    limit = 64
+    s = ah.admin_server(allow_loopback=True)
+    s.args = ["prlimit", "--nofile=%d:%d" % (limit, limit)] + s.args  # prlimit execs the server
+    clients = []
+    try:
+        s.start()
+        ah.wait_admin(s.admin_port)
+        m, _, _ = ah.scrape(s.admin_port)
+        check_eq(m["process_max_fds"], limit, "process_max_fds")
+        check(m["process_open_fds"] * 100 <= limit * 90, "too many descriptors at start: %r"
+              % m["process_open_fds"])
+        st, _, body = ah.request(s.admin_port, "GET", "/ready")
+        check_eq((st, body), (200, "ready\n"), "/ready at start")
+        # each UDP allocation holds one relay socket
+        while len(clients) < limit:
+            c = s.client("alice")
+            clients.append(c)
+            check(c.allocate().is_success(), "Allocate %d" % len(clients))
+            if ah.scrape(s.admin_port)[0]["process_open_fds"] * 100 > limit * 90:
+                break
+        st, _, body = ah.request(s.admin_port, "GET", "/ready")
+        check(st == 503 and body.startswith("descriptors: "), "/ready near the limit: %d %r" % (st, body))
+        for c in clients[:10]:
+            c.refresh(0)
+        st, _, body = ah.request(s.admin_port, "GET", "/ready")
+        check_eq((st, body), (200, "ready\n"), "/ready after freeing 10 allocations")
+    except Exception:
+        tap.diag(s.log_text()[-3000:])
+        raise
+    finally:
+        for c in clients:
+            c.close()
+        s.stop()
+        s.cleanup_log()
+
+
 @tap.case("unknown paths get 404, wrong methods 405")
 def t_errors():
     check_eq(ah.request(srv.admin_port, "GET", "/nope")[0], 404, "GET /nope")
