@@ -7,6 +7,9 @@ promtool is a failure, not a skip).  Traffic is relayed between this test's
 TURN client and its own UDP peer socket, all on 127.0.0.1.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -26,12 +29,24 @@ from turnclient import check, check_eq  # noqa: E402
 
 tap = tc.Tap()
 srv = None
+REST_SECRET = "metrics-rest-secret"
 
 
 def peer_socket():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     return s
+
+
+def eventually(fn, timeout=5.0):
+    """fn() until it returns a true value or timeout seconds pass; its last value.
+    The server answers a Refresh with lifetime 0 before it frees the allocation."""
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(0.05)
 
 
 def relay_both_ways(c, peer, n, size=300):
@@ -83,8 +98,8 @@ def t_counters_move():
         live = 'turnstone_allocations{transport="udp",family="ipv4"}'
         check(m2[live] >= 1, "allocation gauge %s while alive" % m2[live])
         check(c.refresh(0).is_success(), "Refresh 0")
-        m3, _, _ = ah.scrape(srv.admin_port)
-        check_eq(m3[live], m2[live] - 1, "allocation gauge after delete")
+        dropped = eventually(lambda: ah.scrape(srv.admin_port)[0][live] == m2[live] - 1)
+        check(dropped, "allocation gauge did not drop to %s after delete" % (m2[live] - 1))
     peer.close()
 
 
@@ -105,6 +120,10 @@ def t_codes_and_reasons():
         resp, _ = c.request(tc.ALLOCATE, [tc.Attr.requested_transport()],
                             nonce="0000000000000000000000000000")     # bad nonce: 438
         check_eq(resp.error_code(), 438, "stale nonce")
+    expired = "%d:carol" % (int(time.time()) - 60)   # TURN REST name that expired a minute ago
+    pw = base64.b64encode(hmac.new(REST_SECRET.encode(), expired.encode(), hashlib.sha1).digest())
+    with srv.client(expired, password=pw.decode()) as c:
+        check_eq(c.allocate().error_code(), 401, "expired REST credential")
     m2, _, _ = ah.scrape(srv.admin_port)
 
     def moved(name):
@@ -113,7 +132,8 @@ def t_codes_and_reasons():
     check(moved('turnstone_allocate_responses_total{code="401"}') >= 4, "401 not counted")
     check(moved('turnstone_allocate_responses_total{code="437"}') >= 1, "437 not counted")
     check(moved('turnstone_allocate_responses_total{code="438"}') >= 1, "438 not counted")
-    for reason in ("missing_credentials", "bad_integrity", "unknown_user", "stale_nonce"):
+    for reason in ("missing_credentials", "bad_integrity", "unknown_user", "stale_nonce",
+                   "expired_rest_credential"):
         check(moved('turnstone_auth_failures_total{reason="%s"}' % reason) >= 1,
               "auth failure %s not counted" % reason)
     check(moved("turnstone_requests_total") >= 7, "requests not counted")
@@ -215,8 +235,9 @@ def t_ready_fds():
         check(st == 503 and body.startswith("descriptors: "), "/ready near the limit: %d %r" % (st, body))
         for c in clients[:10]:
             c.refresh(0)
-        st, _, body = ah.request(s.admin_port, "GET", "/ready")
-        check_eq((st, body), (200, "ready\n"), "/ready after freeing 10 allocations")
+        ready = eventually(lambda: ah.request(s.admin_port, "GET", "/ready")[2] == "ready\n")
+        check(ready, "/ready not 200 after freeing 10 allocations: %r"
+              % (ah.request(s.admin_port, "GET", "/ready")[2],))
     except Exception:
         tap.diag(s.log_text()[-3000:])
         raise
@@ -237,7 +258,8 @@ def t_errors():
 
 def main():
     global srv
-    srv = ah.admin_server(allow_loopback=True)
+    srv = ah.admin_server(allow_loopback=True,
+                          extra=["--use-auth-secret", "--static-auth-secret=%s" % REST_SECRET])
     try:
         srv.start()
         ah.wait_admin(srv.admin_port)
