@@ -3,6 +3,7 @@
 #include "net/admin_http.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -366,7 +367,8 @@ struct admin_http *admin_http_start(struct server *srv, char *err, size_t errlen
 	evhttp_set_max_body_size(h->http, 1024);
 	evhttp_set_gencb(h->http, on_request, h);
 	if (evhttp_bind_socket_with_handle(h->http, ip, (ev_uint16_t)cfg->prometheus_port) == NULL) {
-		snprintf(err, errlen, "prometheus: cannot listen on %s port %d", ip, cfg->prometheus_port);
+		snprintf(err, errlen, "prometheus: cannot listen on %s port %d: %s", ip, cfg->prometheus_port,
+			 strerror(errno));
 		admin_free(h);
 		return NULL;
 	}

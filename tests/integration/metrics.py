@@ -248,6 +248,24 @@ def t_ready_fds():
         s.cleanup_log()
 
 
+@tap.case("prometheus-port already in use: exit 1 with a message naming prometheus")
+def t_port_taken():
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    s = tc.Server(extra=["--prometheus", "--prometheus-port=%d" % taken.getsockname()[1]])
+    try:
+        p = subprocess.run(s.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        check_eq(p.returncode, 1, "exit status (output %r)" % out)
+        check("prometheus: cannot listen on 127.0.0.1 port %d" % taken.getsockname()[1] in out,
+              "message: %r" % out)
+    finally:
+        taken.close()
+        s.cleanup_log()
+
+
 @tap.case("unknown paths get 404, wrong methods 405")
 def t_errors():
     check_eq(ah.request(srv.admin_port, "GET", "/nope")[0], 404, "GET /nope")
