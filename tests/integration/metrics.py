@@ -30,6 +30,7 @@ from turnclient import check, check_eq  # noqa: E402
 tap = tc.Tap()
 srv = None
 REST_SECRET = "metrics-rest-secret"
+ODD_USERS = (("zo\u00eb-\u6771\u4eac-\U0001f600", "pw3"), ('q"uo\\te\tx', "pw4"))
 
 
 def peer_socket():
@@ -266,6 +267,30 @@ def t_port_taken():
         s.cleanup_log()
 
 
+@tap.case("/sessions is valid JSON for user names with UTF-8, quotes, backslashes and tabs")
+def t_sessions_names():
+    names = [u for u, _ in ODD_USERS]
+    clients = [srv.client(u) for u in names]
+    try:
+        for c in clients:
+            check(c.allocate().is_success(), "Allocate as %r" % c.username)
+        st, _, body = ah.request(srv.admin_port, "GET", "/sessions")
+        check_eq(st, 200, "status")
+        got = {x["client"]: x["user"] for x in json.loads(body)}
+        for c in clients:
+            check_eq(got.get("%s:%d" % c.local), c.username, "user name in /sessions")
+        rc = subprocess.run([os.path.join(os.path.dirname(tc.turnstone_bin()), "turnstone-admin"),
+                             "--admin-url=http://127.0.0.1:%d" % srv.admin_port, "--json", "sessions"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        check_eq(rc.returncode, 0, "turnstone-admin --json sessions (stderr %r)" % rc.stderr)
+        users = {x["user"] for x in json.loads(rc.stdout.decode("utf-8"))}
+        check(set(names) <= users, "turnstone-admin users %r" % users)
+    finally:
+        for c in clients:
+            c.refresh(0)
+            c.close()
+
+
 @tap.case("unknown paths get 404, wrong methods 405")
 def t_errors():
     check_eq(ah.request(srv.admin_port, "GET", "/nope")[0], 404, "GET /nope")
@@ -277,6 +302,7 @@ def t_errors():
 def main():
     global srv
     srv = ah.admin_server(allow_loopback=True,
+                          users=(("alice", "secret"), ("bob", "pw2")) + ODD_USERS,
                           extra=["--use-auth-secret", "--static-auth-secret=%s" % REST_SECRET])
     try:
         srv.start()
