@@ -34,6 +34,9 @@ struct admin_http {
 	double start_time;          /* Unix time, seconds */
 	uint64_t *ticks;            /* per worker: loop_ticks last seen ... */
 	uint64_t *changed;          /* ... and the monotonic second it last moved */
+	uint64_t bytes_seen;        /* relayed bytes (both directions) at the last sample */
+	uint64_t bytes_usec;        /* when that sample was taken, monotonic microseconds */
+	_Atomic uint64_t relay_bps; /* relayed bits per second over the last second or so */
 };
 
 static uint64_t mono_sec(void)
@@ -117,10 +120,9 @@ static void handle_metrics(struct admin_http *h, struct evhttp_request *req)
 	free(rs);
 }
 
-/* Samples the workers' tick counters (every second, on this thread). */
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* Samples the workers' tick counters (on this thread). */
+static void sample_ticks(struct admin_http *h)
 {
-	struct admin_http *h = arg;
 	uint64_t now = mono_sec();
 	int i;
 
@@ -134,13 +136,38 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Relayed bits per second since the previous sample, for /ready's
+ * bps-capacity check. */
+static void sample_rate(struct admin_http *h)
+{
+	uint64_t bytes = 0, now = worker_usec();
+	int i, d;
+
+	for (i = 0; i < h->srv->nworkers; i++)
+		for (d = 0; d < STATS_NDIR; d++)
+			bytes += STAT_GET(h->srv->workers[i].stats.bytes[d]);
+	if (h->bytes_usec != 0 && now > h->bytes_usec)
+		atomic_store(&h->relay_bps, (bytes - h->bytes_seen) * 8 * 1000000 / (now - h->bytes_usec));
+	h->bytes_seen = bytes;
+	h->bytes_usec = now;
+}
+
+/* Every second: health and rate samples. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin_http *h = arg;
+
+	sample_ticks(h);
+	sample_rate(h);
+}
+
 static void handle_healthz(struct admin_http *h, struct evhttp_request *req)
 {
 	uint64_t now = mono_sec();
 	char buf[128];
 	int i;
 
-	on_tick(-1, 0, h);
+	sample_ticks(h);
 	for (i = 0; i < h->srv->nworkers; i++) {
 		if (now - h->changed[i] > HEALTH_STALL) {
 			snprintf(buf, sizeof(buf), "worker %d: event loop stalled for %llu s\n", i,
@@ -152,12 +179,15 @@ static void handle_healthz(struct admin_http *h, struct evhttp_request *req)
 	reply_text(req, 200, "ok\n");
 }
 
-const char *ready_quota_reason(const struct server *srv, char *buf, size_t len)
+const char *ready_quota_reason(const struct server *srv, uint64_t relay_bps, char *buf, size_t len)
 {
-	/* TO BE FILLED IN AT MERGE (issue 11, quota part): compare the
-	 * allocations gauge with cfg->total_quota and the relayed rate with
-	 * cfg->bps_capacity, returning e.g. "total-quota: 95 % in use". */
+	/* TO BE FILLED IN AT MERGE (issue 11, quota part): compare the sum of
+	 * the allocs[][] gauges with cfg->total_quota, and relay_bps with
+	 * cfg->bps_capacity (mind its unit), each against READY_PERCENT,
+	 * writing e.g. "total-quota: 95 of 100 allocations" into buf and
+	 * returning buf. */
 	(void)srv;
+	(void)relay_bps;
 	(void)buf;
 	(void)len;
 	return NULL;
@@ -192,7 +222,7 @@ static int ready_reasons(struct admin_http *h, FILE *f)
 		fprintf(f, "descriptors: %ld of %ld in use\n", open_fds, max_fds);
 		n++;
 	}
-	if ((why = ready_quota_reason(srv, buf, sizeof(buf))) != NULL) {
+	if ((why = ready_quota_reason(srv, atomic_load(&h->relay_bps), buf, sizeof(buf))) != NULL) {
 		fprintf(f, "%s\n", why);
 		n++;
 	}

@@ -14,6 +14,7 @@
 #define TURNSTONE_ADMIN_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "net/worker.h"
 
@@ -27,9 +28,12 @@ struct admin_http *admin_http_start(struct server *srv, char *err, size_t errlen
 /* Stops the thread (thread-safe), closes the listener and frees h. */
 void admin_http_stop(struct admin_http *h);
 
-/* Why the server is not ready for new allocations because of total-quota or
- * bps-capacity (above 90 %), or NULL when it is. Filled in when those keys
- * exist (issue 11's quota part); returns NULL until then. */
-const char *ready_quota_reason(const struct server *srv, char *buf, size_t len);
+/* Why the server should get no new allocations because of total-quota or
+ * bps-capacity (above 90 % of either), written into buf (len bytes) and
+ * returned, or NULL when neither applies. relay_bps: bits per second relayed
+ * (both directions, payload) over the last second, sampled by the admin
+ * thread. A placeholder returning NULL until those keys exist (filled in
+ * when the quota part of issue 11 is merged). */
+const char *ready_quota_reason(const struct server *srv, uint64_t relay_bps, char *buf, size_t len);
 
 #endif
