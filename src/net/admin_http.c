@@ -3,6 +3,7 @@
 #include "net/admin_http.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -150,11 +151,9 @@ static void sample_rate(struct admin_http *h)
 	h->rate_at = now;
 }
 
-/* Samples the workers' tick counters and the relayed rate (every second,
- * on this thread). */
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* Samples the workers' tick counters (on this thread). */
+static void sample_ticks(struct admin_http *h)
 {
-	struct admin_http *h = arg;
 	uint64_t now = mono_sec();
 	int i;
 
@@ -166,6 +165,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			h->changed[i] = now;
 		}
 	}
+}
+
+/* Every second: health and rate samples. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin_http *h = arg;
+
+	sample_ticks(h);
 	sample_rate(h);
 }
 
@@ -175,7 +182,7 @@ static void handle_healthz(struct admin_http *h, struct evhttp_request *req)
 	char buf[128];
 	int i;
 
-	on_tick(-1, 0, h);
+	sample_ticks(h);
 	for (i = 0; i < h->srv->nworkers; i++) {
 		if (now - h->changed[i] > HEALTH_STALL) {
 			snprintf(buf, sizeof(buf), "worker %d: event loop stalled for %llu s\n", i,
@@ -422,7 +429,8 @@ struct admin_http *admin_http_start(struct server *srv, char *err, size_t errlen
 	evhttp_set_max_body_size(h->http, 1024);
 	evhttp_set_gencb(h->http, on_request, h);
 	if (evhttp_bind_socket_with_handle(h->http, ip, (ev_uint16_t)cfg->prometheus_port) == NULL) {
-		snprintf(err, errlen, "prometheus: cannot listen on %s port %d", ip, cfg->prometheus_port);
+		snprintf(err, errlen, "prometheus: cannot listen on %s port %d: %s", ip, cfg->prometheus_port,
+			 strerror(errno));
 		admin_free(h);
 		return NULL;
 	}

@@ -14,6 +14,7 @@
 #define TURNSTONE_ADMIN_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "net/worker.h"
 

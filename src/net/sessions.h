@@ -52,8 +52,10 @@ void sessions_req_put(struct sessions_req *q);
 
 /* Writes v[0..n) as a JSON array of objects (user, client, relay,
  * transport, worker, age_seconds, expires_in_seconds, bytes_to_peer,
- * bytes_to_client, packets_to_peer, packets_to_client). Bytes of user names
- * that are not printable ASCII are written as \u00XX escapes. Pure. */
+ * bytes_to_client, packets_to_peer, packets_to_client). User names are
+ * written as is when valid UTF-8; control characters and bytes that are not
+ * part of valid UTF-8 become \u00XX escapes, so the output is always valid
+ * JSON. */
 void sessions_json(FILE *f, const struct session_info *v, size_t n);
 
 #endif

@@ -4,8 +4,10 @@
  * listening address (the kernel hashes a client's 5-tuple to one of them, so
  * a client always reaches the same worker), every allocation created through
  * those sockets, and each allocation's relay socket. Nothing on the relay path
- * is shared between workers, so nothing on it locks. The main thread talks to
- * a worker only through its wake-up eventfd (stop requests).
+ * is shared between workers, so nothing on it locks. The main and admin
+ * threads talk to a worker only through its message queue and wake-up
+ * eventfd (stop, new TLS context, /sessions snapshot), and read its counters
+ * (net/stats.h).
  */
 #ifndef TURNSTONE_WORKER_H
 #define TURNSTONE_WORKER_H

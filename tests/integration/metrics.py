@@ -7,6 +7,9 @@ promtool is a failure, not a skip).  Traffic is relayed between this test's
 TURN client and its own UDP peer socket, all on 127.0.0.1.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -26,12 +29,25 @@ from turnclient import check, check_eq  # noqa: E402
 
 tap = tc.Tap()
 srv = None
+REST_SECRET = "metrics-rest-secret"
+ODD_USERS = (("zo\u00eb-\u6771\u4eac-\U0001f600", "pw3"), ('q"uo\\te\tx', "pw4"))
 
 
 def peer_socket():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     return s
+
+
+def eventually(fn, timeout=5.0):
+    """fn() until it returns a true value or timeout seconds pass; its last value.
+    The server answers a Refresh with lifetime 0 before it frees the allocation."""
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(0.05)
 
 
 def relay_both_ways(c, peer, n, size=300):
@@ -83,8 +99,8 @@ def t_counters_move():
         live = 'turnstone_allocations{transport="udp",family="ipv4"}'
         check(m2[live] >= 1, "allocation gauge %s while alive" % m2[live])
         check(c.refresh(0).is_success(), "Refresh 0")
-        m3, _, _ = ah.scrape(srv.admin_port)
-        check_eq(m3[live], m2[live] - 1, "allocation gauge after delete")
+        dropped = eventually(lambda: ah.scrape(srv.admin_port)[0][live] == m2[live] - 1)
+        check(dropped, "allocation gauge did not drop to %s after delete" % (m2[live] - 1))
     peer.close()
 
 
@@ -105,6 +121,10 @@ def t_codes_and_reasons():
         resp, _ = c.request(tc.ALLOCATE, [tc.Attr.requested_transport()],
                             nonce="0000000000000000000000000000")     # bad nonce: 438
         check_eq(resp.error_code(), 438, "stale nonce")
+    expired = "%d:carol" % (int(time.time()) - 60)   # TURN REST name that expired a minute ago
+    pw = base64.b64encode(hmac.new(REST_SECRET.encode(), expired.encode(), hashlib.sha1).digest())
+    with srv.client(expired, password=pw.decode()) as c:
+        check_eq(c.allocate().error_code(), 401, "expired REST credential")
     m2, _, _ = ah.scrape(srv.admin_port)
 
     def moved(name):
@@ -113,7 +133,8 @@ def t_codes_and_reasons():
     check(moved('turnstone_allocate_responses_total{code="401"}') >= 4, "401 not counted")
     check(moved('turnstone_allocate_responses_total{code="437"}') >= 1, "437 not counted")
     check(moved('turnstone_allocate_responses_total{code="438"}') >= 1, "438 not counted")
-    for reason in ("missing_credentials", "bad_integrity", "unknown_user", "stale_nonce"):
+    for reason in ("missing_credentials", "bad_integrity", "unknown_user", "stale_nonce",
+                   "expired_rest_credential"):
         check(moved('turnstone_auth_failures_total{reason="%s"}' % reason) >= 1,
               "auth failure %s not counted" % reason)
     check(moved("turnstone_requests_total") >= 7, "requests not counted")
@@ -189,6 +210,87 @@ def t_sessions():
     peer.close()
 
 
+@tap.case("/ready answers 503 naming descriptors above 90 % of RLIMIT_NOFILE, 200 again below")
+def t_ready_fds():
+    limit = 64
+    s = ah.admin_server(allow_loopback=True)
+    s.args = ["prlimit", "--nofile=%d:%d" % (limit, limit)] + s.args  # prlimit execs the server
+    clients = []
+    try:
+        s.start()
+        ah.wait_admin(s.admin_port)
+        m, _, _ = ah.scrape(s.admin_port)
+        check_eq(m["process_max_fds"], limit, "process_max_fds")
+        check(m["process_open_fds"] * 100 <= limit * 90, "too many descriptors at start: %r"
+              % m["process_open_fds"])
+        st, _, body = ah.request(s.admin_port, "GET", "/ready")
+        check_eq((st, body), (200, "ready\n"), "/ready at start")
+        # each UDP allocation holds one relay socket
+        while len(clients) < limit:
+            c = s.client("alice")
+            clients.append(c)
+            check(c.allocate().is_success(), "Allocate %d" % len(clients))
+            if ah.scrape(s.admin_port)[0]["process_open_fds"] * 100 > limit * 90:
+                break
+        st, _, body = ah.request(s.admin_port, "GET", "/ready")
+        check(st == 503 and body.startswith("descriptors: "), "/ready near the limit: %d %r" % (st, body))
+        for c in clients[:10]:
+            c.refresh(0)
+        ready = eventually(lambda: ah.request(s.admin_port, "GET", "/ready")[2] == "ready\n")
+        check(ready, "/ready not 200 after freeing 10 allocations: %r"
+              % (ah.request(s.admin_port, "GET", "/ready")[2],))
+    except Exception:
+        tap.diag(s.log_text()[-3000:])
+        raise
+    finally:
+        for c in clients:
+            c.close()
+        s.stop()
+        s.cleanup_log()
+
+
+@tap.case("prometheus-port already in use: exit 1 with a message naming prometheus")
+def t_port_taken():
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    s = tc.Server(extra=["--prometheus", "--prometheus-port=%d" % taken.getsockname()[1]])
+    try:
+        p = subprocess.run(s.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        check_eq(p.returncode, 1, "exit status (output %r)" % out)
+        check("prometheus: cannot listen on 127.0.0.1 port %d" % taken.getsockname()[1] in out,
+              "message: %r" % out)
+    finally:
+        taken.close()
+        s.cleanup_log()
+
+
+@tap.case("/sessions is valid JSON for user names with UTF-8, quotes, backslashes and tabs")
+def t_sessions_names():
+    names = [u for u, _ in ODD_USERS]
+    clients = [srv.client(u) for u in names]
+    try:
+        for c in clients:
+            check(c.allocate().is_success(), "Allocate as %r" % c.username)
+        st, _, body = ah.request(srv.admin_port, "GET", "/sessions")
+        check_eq(st, 200, "status")
+        got = {x["client"]: x["user"] for x in json.loads(body)}
+        for c in clients:
+            check_eq(got.get("%s:%d" % c.local), c.username, "user name in /sessions")
+        rc = subprocess.run([os.path.join(os.path.dirname(tc.turnstone_bin()), "turnstone-admin"),
+                             "--admin-url=http://127.0.0.1:%d" % srv.admin_port, "--json", "sessions"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        check_eq(rc.returncode, 0, "turnstone-admin --json sessions (stderr %r)" % rc.stderr)
+        users = {x["user"] for x in json.loads(rc.stdout.decode("utf-8"))}
+        check(set(names) <= users, "turnstone-admin users %r" % users)
+    finally:
+        for c in clients:
+            c.refresh(0)
+            c.close()
+
+
 @tap.case("unknown paths get 404, wrong methods 405")
 def t_errors():
     check_eq(ah.request(srv.admin_port, "GET", "/nope")[0], 404, "GET /nope")
@@ -199,7 +301,9 @@ def t_errors():
 
 def main():
     global srv
-    srv = ah.admin_server(allow_loopback=True)
+    srv = ah.admin_server(allow_loopback=True,
+                          users=(("alice", "secret"), ("bob", "pw2")) + ODD_USERS,
+                          extra=["--use-auth-secret", "--static-auth-secret=%s" % REST_SECRET])
     try:
         srv.start()
         ah.wait_admin(srv.admin_port)
