@@ -208,7 +208,7 @@ static const char *ready_quota_reason(struct admin_http *h, char *buf, size_t le
 			for (t = 0; t < STATS_NTRANSPORT; t++)
 				for (f = 0; f < STATS_NFAMILY; f++)
 					allocs += STAT_GET(srv->workers[i].stats.allocs[t][f]);
-		if (allocs * 10 >= (int64_t)cfg->total_quota * 9) {
+		if (allocs * 100 >= (int64_t)cfg->total_quota * READY_PERCENT) {
 			snprintf(buf, len, "total-quota: %lld of %d allocations in use", (long long)allocs,
 				 cfg->total_quota);
 			return buf;
@@ -216,7 +216,7 @@ static const char *ready_quota_reason(struct admin_http *h, char *buf, size_t le
 	}
 	if (cfg->bps_capacity > 0)
 		for (d = 0; d < STATS_NDIR; d++)
-			if (h->rate_bps[d] * 10 >= (uint64_t)cfg->bps_capacity * 9) {
+			if (h->rate_bps[d] * 100 >= (uint64_t)cfg->bps_capacity * READY_PERCENT) {
 				snprintf(buf, len, "bps-capacity: %llu of %d bytes/s relayed %s",
 					 (unsigned long long)h->rate_bps[d], cfg->bps_capacity,
 					 d == STATS_TO_PEER ? "to peers" : "to clients");
