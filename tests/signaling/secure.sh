@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Who gets TURN credentials, and the signaling limits (TAP): starts three
+# Who gets TURN credentials, and the signaling limits (TAP): starts four
 # turnstone servers on 127.0.0.1 (see secure.mjs): A from etc/turnstone.conf
 # as shipped plus use-auth-secret and a static-auth-secret (no token secret,
 # no open credentials: STUN only), B the same plus signaling-auth-secret
 # (join tokens), C with signaling-open-credentials and small limits, D with a
 # coturn-style command line (no signaling key: no signaling at all); has
 # turnstone-admin signaling-token print a token from a configuration file
-# holding B's secret, and runs secure.mjs against the three.
+# holding B's secret, and runs secure.mjs against A, B and C.
 set -u
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 trap cleanup EXIT
