@@ -20,7 +20,7 @@ pre=("${pre_common[@]}"
      "server C starts with small signaling limits"
      "turnstone-admin -c FILE signaling-token ROOM carol prints a token"
      "server D with a coturn-style command line (no signaling key) answers STUN and opens no signaling port")
-post="the three servers are still running after the tests"
+post="every server is still running after the tests"
 
 tap_begin secure.mjs
 tap_prereqs
