@@ -241,7 +241,8 @@ async function serverC() {
       const fifth = new Client('C5');
       const opened = await fifth.open().then(() => true, () => false);
       if (opened) { fifth.close(); throw new Error('a 5th connection from 127.0.0.1 was accepted'); }
-      const http = await rawHttp('GET /ice-servers HTTP/1.1\r\nHost: x\r\n\r\n');
+      // refused: closed unanswered, or reset (our request was unread)
+      const http = await rawHttp('GET /ice-servers HTTP/1.1\r\nHost: x\r\n\r\n').catch(() => '');
       if (statusOf(http) !== null) throw new Error(`a 5th HTTP connection was answered: ${http.slice(0, 80)}`);
       cs[0].close();
       const again = new Client('C1 again');

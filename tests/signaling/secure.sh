@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Who gets TURN credentials, and the signaling limits (TAP): starts three
+# Who gets TURN credentials, and the signaling limits (TAP): starts four
 # turnstone servers on 127.0.0.1 (see secure.mjs): A from etc/turnstone.conf
 # as shipped plus use-auth-secret and a static-auth-secret (no token secret,
 # no open credentials: STUN only), B the same plus signaling-auth-secret
-# (join tokens), C with signaling-open-credentials and small limits; has
+# (join tokens), C with signaling-open-credentials and small limits, D with a
+# coturn-style command line (no signaling key: no signaling at all); has
 # turnstone-admin signaling-token print a token from a configuration file
-# holding B's secret, and runs secure.mjs against the three.
+# holding B's secret, and runs secure.mjs against A, B and C.
 set -u
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 trap cleanup EXIT
@@ -17,14 +18,15 @@ pre=("${pre_common[@]}"
      "server A starts from etc/turnstone.conf with use-auth-secret and a static-auth-secret"
      "server B starts from etc/turnstone.conf with the same and signaling-auth-secret"
      "server C starts with small signaling limits"
-     "turnstone-admin -c FILE signaling-token ROOM carol prints a token")
-post="the three servers are still running after the tests"
+     "turnstone-admin -c FILE signaling-token ROOM carol prints a token"
+     "server D with a coturn-style command line (no signaling key) answers STUN and opens no signaling port")
+post="every server is still running after the tests"
 
 tap_begin secure.mjs
 tap_prereqs
 
 ports=()
-for _ in 1 2 3 4 5 6; do
+for _ in 1 2 3 4 5 6 7; do
   p=$(node "$util" free-port udp,tcp 0 0 "${ports[@]}")
   [[ "$p" =~ ^[0-9]+$ ]] || { not_ok "${pre[3]}"; fail_rest "could not pick free ports"; }
   ports+=("$p")
@@ -64,6 +66,22 @@ else
   not_ok "${pre[6]}"; say "# got '$admin_token'"; diag <"$workdir/admin.err"
 fi
 
+# D: TURN only, as a coturn user would start it; the log must not show a
+# signaling listener (and nothing may answer HTTP on the default port
+# through it: the log is the check, port 8080 may belong to someone else).
+server_log="$workdir/d.log"
+"$server_bin" --listening-ip=127.0.0.1 --listening-port="${ports[6]}" --no-tls --relay-threads=1 \
+  --lt-cred-mech --user=u:p --realm=turnstone.test --pidfile="$workdir/d.pid" -v >"$server_log" 2>&1 </dev/null &
+extra_pids+=("$!")
+# The pidfile is written once start-up (signaling included) is done.
+for _ in $(seq 1 50); do [ -s "$workdir/d.pid" ] && break; sleep 0.1; done
+if [ -s "$workdir/d.pid" ] && node "$util" stun-ping 127.0.0.1 "${ports[6]}" 5000 >"$workdir/d.ping" 2>&1 &&
+   ! grep -q 'signaling' "$server_log"; then
+  ok "${pre[7]}"
+else
+  not_ok "${pre[7]}"; diag <"$workdir/d.ping"; diag <"$server_log"
+fi
+
 export PORT_A=${ports[1]} PORT_B=${ports[3]} PORT_C=${ports[5]} SECRET=$secret TOKEN_SECRET=$token_secret \
   TTL=$ttl ADMIN_TOKEN=$admin_token ADMIN_ROOM=$admin_room
 (cd "$node_dir" && exec timeout -k 5 150 node secure.mjs) >"$workdir/js.out" 2>&1 &
@@ -82,6 +100,6 @@ alive=1
 for p in "${extra_pids[@]}" "$server_pid"; do kill -0 "$p" 2>/dev/null || alive=0; done
 if [ "$alive" = 1 ]; then ok "$post"; else not_ok "$post"; fi
 if [ "$failed" != 0 ]; then
-  for l in a b c; do say "# ---- server $l log (last 40 lines) ----"; tail -n 40 "$workdir/$l.log" | diag; done
+  for l in a b c d; do say "# ---- server $l log (last 40 lines) ----"; tail -n 40 "$workdir/$l.log" | diag; done
 fi
 [ "$failed" = 0 ]
