@@ -20,6 +20,7 @@
 #include "net/tls.h"
 #include "signal/signal_server.h"
 #include "net/worker.h"
+#include "proc.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -29,8 +30,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(base);
 }
 
-/* SIGHUP: reload the TLS certificate and key. New connections get the new
- * context; existing ones keep theirs. On failure the old one stays. */
+/* SIGHUP: reopen the log file (logrotate), reload the TLS certificate and
+ * key. New connections get the new context; existing ones keep theirs. On
+ * failure the old one stays. */
 static struct signal_server *sigsrv; /* the signaling endpoint, or NULL */
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -40,6 +42,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 	SSL_CTX *ctx;
 	int i;
 
+	if (log_reopen() < 0)
+		log_warn("SIGHUP: cannot reopen log-file '%s', still writing to the old one", srv->cfg->log_file);
+	else if (srv->cfg->log_file != NULL && !srv->cfg->syslog)
+		log_info("SIGHUP: log-file '%s' reopened", srv->cfg->log_file);
 	if (srv->tls == NULL) {
 		log_info("SIGHUP: TLS is off, nothing to reload");
 		return;
@@ -109,19 +115,9 @@ static int server_addresses(struct server *srv, const struct config *cfg, char *
 	return 0;
 }
 
-static int write_pidfile(const char *path)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL)
-		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
-}
-
-/* Starts the workers; with the wildcard default a missing IPv6 stack is
- * not fatal, so it retries on IPv4 alone. */
-static int start_workers(struct server *srv, char *err, size_t errlen)
+/* Sets up the workers and binds their sockets (threads not started yet, so
+ * that privileges can be dropped in between). Returns 0 or -1. */
+static int init_workers(struct server *srv, char *err, size_t errlen)
 {
 	int i;
 
@@ -133,9 +129,29 @@ static int start_workers(struct server *srv, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+static void start_workers(struct server *srv)
+{
+	int i;
+
 	for (i = 0; i < srv->nworkers; i++)
 		if (worker_start(&srv->workers[i]) < 0)
 			fatal("cannot start worker thread");
+}
+
+/* Everything between binding the ports and starting the workers: the
+ * pidfile (written as root), then the privilege drop. Returns 0 or -1. */
+static int become_daemon(const struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->pidfile != NULL && proc_write_pidfile(cfg->pidfile, err, errlen) < 0)
+		return -1;
+	if (proc_drop_privileges(cfg, err, errlen) < 0) {
+		if (cfg->pidfile != NULL)
+			unlink(cfg->pidfile);
+		return -1;
+	}
 	return 0;
 }
 
@@ -190,7 +206,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
+	if (cfg.syslog)
+		log_use_syslog("turnstone");
+	else if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
 		fprintf(stderr, "turnstone: cannot open log-file '%s': %s\n", cfg.log_file, strerror(errno));
 		config_free(&cfg);
 		return 2;
@@ -212,6 +230,7 @@ int main(int argc, char **argv)
 	if (cfg.allow_loopback_peers)
 		log_warnx("allow-loopback-peers is on: clients may relay to this host's loopback services");
 	srv.nworkers = cfg.relay_threads > 0 ? cfg.relay_threads : 1;
+	proc_raise_nofile(&cfg, srv.nworkers);
 	if ((srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers))) == NULL)
 		fatal("calloc");
 	if (!cfg.no_tls && (cfg.cert != NULL || cfg.pkey != NULL)) {
@@ -225,11 +244,11 @@ int main(int argc, char **argv)
 	} else if (!cfg.no_tls) {
 		log_info("TLS is off: set 'cert' and 'pkey' to listen on port %d", cfg.tls_listening_port);
 	}
-	rc = start_workers(&srv, err, sizeof(err));
+	rc = init_workers(&srv, err, sizeof(err));
 	if (rc < 0 && cfg.n_listening_ip == 0 && srv.nlisten == 2) {
 		log_warnx("%s; listening on IPv4 only", err);
 		srv.nlisten = 1;
-		rc = start_workers(&srv, err, sizeof(err));
+		rc = init_workers(&srv, err, sizeof(err));
 	}
 	if (rc < 0) {
 		log_err("%s", err);
@@ -238,11 +257,17 @@ int main(int argc, char **argv)
 	}
 	if (!cfg.no_signaling && (sigsrv = signal_start(&cfg, srv.tls, err, sizeof(err))) == NULL) {
 		log_err("signaling: %s", err);
-		server_free(&srv, &cfg, 1);
+		server_free(&srv, &cfg, 0);
 		return 1;
 	}
-	if (cfg.pidfile != NULL && write_pidfile(cfg.pidfile) < 0)
-		log_warn("cannot write pidfile %s", cfg.pidfile);
+	if (become_daemon(&cfg, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		if (sigsrv != NULL)
+			signal_stop(sigsrv);
+		server_free(&srv, &cfg, 0);
+		return 1;
+	}
+	start_workers(&srv);
 	for (i = 0; i < (int)srv.nlisten; i++) {
 		char as[NETADDR_STRLEN];
 		struct stun_addr a = srv.listen[i];
@@ -272,8 +297,9 @@ int main(int argc, char **argv)
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	event_base_free(base);
-	if (cfg.pidfile != NULL)
-		unlink(cfg.pidfile);
+	if (cfg.pidfile != NULL && unlink(cfg.pidfile) < 0)
+		log_warn("cannot remove pidfile '%s' (with proc-user, keep it in a directory that user may "
+			 "write)", cfg.pidfile);
 	server_free(&srv, &cfg, 1);
 	log_info("stopped");
 	return 0;
