@@ -29,6 +29,7 @@ static const char *const all_keys[] = {
 	"max-allocate-lifetime", "default-allocate-lifetime", "permission-lifetime",
 	"channel-lifetime", "denied-peer-ip", "allowed-peer-ip", "allow-loopback-peers", "no-udp",
 	"no-tcp", "no-tls", "no-stun", "relay-threads", "log-file", "verbose", "pidfile", "software",
+	"proc-user", "proc-group", "syslog",
 };
 #define N_KEYS (sizeof(all_keys) / sizeof(all_keys[0]))
 
