@@ -9,6 +9,9 @@ libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs coturn redis-server chromium python3 procps iproute2"
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+	# systemd-analyze and groff check the unit and manual pages (install_files.sh);
+	# prlimit and unshare (util-linux) run descriptors.py and process.sh
+	pkgs="$pkgs systemd groff-base util-linux"
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
