@@ -12,6 +12,8 @@ if [ "${1:-}" = "--test" ]; then
 	# systemd-analyze and groff check the unit and manual pages (install_files.sh);
 	# prlimit and unshare (util-linux) run descriptors.py and process.sh
 	pkgs="$pkgs systemd groff-base util-linux"
+	# tests/docker/image.sh builds and runs docker/Dockerfile
+	pkgs="$pkgs podman debootstrap"
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
