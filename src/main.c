@@ -155,16 +155,19 @@ static int become_daemon(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* Stops and frees the workers (when started), then everything else the
- * server owns, and the configuration. */
-static void server_free(struct server *srv, struct config *cfg, int started)
+/* How far the workers got, for server_free. */
+enum { WORKERS_NONE, WORKERS_BOUND, WORKERS_RUNNING };
+
+/* Stops (when running) and frees (when bound or running) the workers, then
+ * everything else the server owns, and the configuration. */
+static void server_free(struct server *srv, struct config *cfg, int workers)
 {
 	int i;
 
-	if (started)
+	if (workers == WORKERS_RUNNING)
 		for (i = 0; i < srv->nworkers; i++)
 			worker_stop(&srv->workers[i]);
-	if (started)
+	if (workers != WORKERS_NONE)
 		for (i = 0; i < srv->nworkers; i++)
 			worker_free(&srv->workers[i]);
 	if (srv->tls != NULL)
@@ -252,19 +255,19 @@ int main(int argc, char **argv)
 	}
 	if (rc < 0) {
 		log_err("%s", err);
-		server_free(&srv, &cfg, 0);
+		server_free(&srv, &cfg, WORKERS_NONE);
 		return 1;
 	}
 	if (!cfg.no_signaling && (sigsrv = signal_start(&cfg, srv.tls, err, sizeof(err))) == NULL) {
 		log_err("signaling: %s", err);
-		server_free(&srv, &cfg, 0);
+		server_free(&srv, &cfg, WORKERS_BOUND);
 		return 1;
 	}
 	if (become_daemon(&cfg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		if (sigsrv != NULL)
 			signal_stop(sigsrv);
-		server_free(&srv, &cfg, 0);
+		server_free(&srv, &cfg, WORKERS_BOUND);
 		return 1;
 	}
 	start_workers(&srv);
@@ -300,7 +303,7 @@ int main(int argc, char **argv)
 	if (cfg.pidfile != NULL && unlink(cfg.pidfile) < 0)
 		log_warn("cannot remove pidfile '%s' (with proc-user, keep it in a directory that user may "
 			 "write)", cfg.pidfile);
-	server_free(&srv, &cfg, 1);
+	server_free(&srv, &cfg, WORKERS_RUNNING);
 	log_info("stopped");
 	return 0;
 }
