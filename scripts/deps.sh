@@ -10,6 +10,11 @@ libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs coturn redis-server chromium python3 procps iproute2 prometheus"
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+	# systemd-analyze and groff check the unit and manual pages (install_files.sh);
+	# prlimit and unshare (util-linux) run descriptors.py and process.sh
+	pkgs="$pkgs systemd groff-base util-linux"
+	# tests/docker/image.sh builds and runs docker/Dockerfile
+	pkgs="$pkgs podman debootstrap"
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

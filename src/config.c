@@ -171,6 +171,12 @@ static const struct opt opts[] = {
 	{ "pidfile", OPT_STR, F(pidfile), 0, 0, 0, NULL, "FILE", "write the process id here" },
 	{ "software", OPT_STR, F(software), 0, 0, 0, NULL, "TEXT",
 	  "SOFTWARE attribute (\"\" omits it)" },
+	/* The process (issue 11) */
+	{ "proc-user", OPT_STR, F(proc_user), 0, 0, 0, check_nonempty, "USER",
+	  "drop root privileges to this user once the ports are bound" },
+	{ "proc-group", OPT_STR, F(proc_group), 0, 0, 0, check_nonempty, "GROUP",
+	  "group to drop to (default: proc-user's login group)" },
+	BOOL("syslog", syslog, "log to syslog (facility daemon) instead of log-file or stderr"),
 };
 
 #undef F

@@ -111,6 +111,11 @@ struct config {
 	int verbose;                      /* boolean */
 	char *pidfile;
 	char *software;                   /* SOFTWARE attribute; NULL to omit */
+
+	/* The process (issue 11): privileges, logging to syslog */
+	char *proc_user;                  /* setuid to this user after binding; NULL: stay */
+	char *proc_group;                 /* setgid to this group; NULL: proc-user's login group */
+	int syslog;                       /* boolean: log to syslog (daemon, "turnstone") */
 };
 
 /* Fills c with the built-in defaults. */

@@ -22,6 +22,7 @@
 #include "net/tls.h"
 #include "signal/signal_server.h"
 #include "net/worker.h"
+#include "proc.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -89,8 +90,9 @@ static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
 	 * admin thread to deliver its answer to POST /drain. */
 }
 
-/* SIGHUP: reload the TLS certificate and key. New connections get the new
- * context; existing ones keep theirs. On failure the old one stays. */
+/* SIGHUP: reopen the log file (logrotate), reload the TLS certificate and
+ * key. New connections get the new context; existing ones keep theirs. On
+ * failure the old one stays. */
 static struct signal_server *sigsrv; /* the signaling endpoint, or NULL */
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -100,6 +102,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 	SSL_CTX *ctx;
 	int i;
 
+	if (log_reopen() < 0)
+		log_warn("SIGHUP: cannot reopen log-file '%s', still writing to the old one", srv->cfg->log_file);
+	else if (srv->cfg->log_file != NULL && !srv->cfg->syslog)
+		log_info("SIGHUP: log-file '%s' reopened", srv->cfg->log_file);
 	if (srv->tls == NULL) {
 		log_info("SIGHUP: TLS is off, nothing to reload");
 		return;
@@ -169,19 +175,9 @@ static int server_addresses(struct server *srv, const struct config *cfg, char *
 	return 0;
 }
 
-static int write_pidfile(const char *path)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL)
-		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
-}
-
-/* Starts the workers; with the wildcard default a missing IPv6 stack is
- * not fatal, so it retries on IPv4 alone. */
-static int start_workers(struct server *srv, char *err, size_t errlen)
+/* Sets up the workers and binds their sockets (threads not started yet, so
+ * that privileges can be dropped in between). Returns 0 or -1. */
+static int init_workers(struct server *srv, char *err, size_t errlen)
 {
 	int i;
 
@@ -193,22 +189,45 @@ static int start_workers(struct server *srv, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	for (i = 0; i < srv->nworkers; i++)
-		if (worker_start(&srv->workers[i]) < 0)
-			fatal("cannot start worker thread");
 	return 0;
 }
 
-/* Stops and frees the workers (when started), then everything else the
- * server owns, and the configuration. */
-static void server_free(struct server *srv, struct config *cfg, int started)
+static void start_workers(struct server *srv)
 {
 	int i;
 
-	if (started)
+	for (i = 0; i < srv->nworkers; i++)
+		if (worker_start(&srv->workers[i]) < 0)
+			fatal("cannot start worker thread");
+}
+
+/* Everything between binding the ports and starting the workers: the
+ * pidfile (written as root), then the privilege drop. Returns 0 or -1. */
+static int become_daemon(const struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->pidfile != NULL && proc_write_pidfile(cfg->pidfile, err, errlen) < 0)
+		return -1;
+	if (proc_drop_privileges(cfg, err, errlen) < 0) {
+		if (cfg->pidfile != NULL)
+			unlink(cfg->pidfile);
+		return -1;
+	}
+	return 0;
+}
+
+/* How far the workers got, for server_free. */
+enum { WORKERS_NONE, WORKERS_BOUND, WORKERS_RUNNING };
+
+/* Stops (when running) and frees (when bound or running) the workers, then
+ * everything else the server owns, and the configuration. */
+static void server_free(struct server *srv, struct config *cfg, int workers)
+{
+	int i;
+
+	if (workers == WORKERS_RUNNING)
 		for (i = 0; i < srv->nworkers; i++)
 			worker_stop(&srv->workers[i]);
-	if (started)
+	if (workers != WORKERS_NONE)
 		for (i = 0; i < srv->nworkers; i++)
 			worker_free(&srv->workers[i]);
 	if (srv->tls != NULL)
@@ -253,7 +272,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
+	if (cfg.syslog)
+		log_use_syslog("turnstone");
+	else if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
 		fprintf(stderr, "turnstone: cannot open log-file '%s': %s\n", cfg.log_file, strerror(errno));
 		config_free(&cfg);
 		return 2;
@@ -276,6 +297,7 @@ int main(int argc, char **argv)
 	if (cfg.allow_loopback_peers)
 		log_warnx("allow-loopback-peers is on: clients may relay to this host's loopback services");
 	srv.nworkers = cfg.relay_threads > 0 ? cfg.relay_threads : 1;
+	proc_raise_nofile(&cfg, srv.nworkers);
 	if ((srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers))) == NULL)
 		fatal("calloc");
 	if (!cfg.no_tls && (cfg.cert != NULL || cfg.pkey != NULL)) {
@@ -291,31 +313,38 @@ int main(int argc, char **argv)
 	}
 	if (limits_init(&srv, err, sizeof(err)) < 0)
 		fatalx("%s", err);
-	rc = start_workers(&srv, err, sizeof(err));
+	rc = init_workers(&srv, err, sizeof(err));
 	if (rc < 0 && cfg.n_listening_ip == 0 && srv.nlisten == 2) {
 		log_warnx("%s; listening on IPv4 only", err);
 		srv.nlisten = 1;
-		rc = start_workers(&srv, err, sizeof(err));
+		rc = init_workers(&srv, err, sizeof(err));
 	}
 	if (rc < 0) {
 		log_err("%s", err);
-		server_free(&srv, &cfg, 0);
+		server_free(&srv, &cfg, WORKERS_NONE);
 		return 1;
 	}
 	if (!cfg.no_signaling && (sigsrv = signal_start(&cfg, srv.tls, err, sizeof(err))) == NULL) {
 		log_err("signaling: %s", err);
-		server_free(&srv, &cfg, 1);
+		server_free(&srv, &cfg, WORKERS_BOUND);
 		return 1;
 	}
 	if (cfg.prometheus && (admin = admin_http_start(&srv, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		if (sigsrv != NULL)
 			signal_stop(sigsrv);
-		server_free(&srv, &cfg, 1);
+		server_free(&srv, &cfg, WORKERS_BOUND);
 		return 1;
 	}
-	if (cfg.pidfile != NULL && write_pidfile(cfg.pidfile) < 0)
-		log_warn("cannot write pidfile %s", cfg.pidfile);
+	if (become_daemon(&cfg, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		admin_http_stop(admin);
+		if (sigsrv != NULL)
+			signal_stop(sigsrv);
+		server_free(&srv, &cfg, WORKERS_BOUND);
+		return 1;
+	}
+	start_workers(&srv);
 	for (i = 0; i < (int)srv.nlisten; i++) {
 		char as[NETADDR_STRLEN];
 		struct stun_addr a = srv.listen[i];
@@ -352,9 +381,10 @@ int main(int argc, char **argv)
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_base_free(base);
-	if (cfg.pidfile != NULL)
-		unlink(cfg.pidfile);
-	server_free(&srv, &cfg, 1);
+	if (cfg.pidfile != NULL && unlink(cfg.pidfile) < 0)
+		log_warn("cannot remove pidfile '%s' (with proc-user, keep it in a directory that user may "
+			 "write)", cfg.pidfile);
+	server_free(&srv, &cfg, WORKERS_RUNNING);
 	log_info("stopped");
 	return 0;
 }

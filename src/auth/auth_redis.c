@@ -769,15 +769,15 @@ static int key_from_reply(struct req *q, const redisReply *rep)
 	if (rep->type == REDIS_REPLY_NIL)
 		return 1;
 	if (rep->type != REDIS_REPLY_STRING) {
-		log_warnx("redis: GET for user '%s' in realm '%s': %s", q->user, q->realm,
+		log_warnx("redis: GET for user '%s' in realm '%s': %s", LOG_ESC(q->user), LOG_ESC(q->realm),
 			  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply type");
 		return -1;
 	}
 	if (q->stage == 0) {
 		if (unhex16(rep->str, rep->len, q->key) == 0)
 			return 0;
-		log_warnx("redis: key of user '%s' in realm '%s' is not 32 hex digits (MD5); ignored", q->user,
-			  q->realm);
+		log_warnx("redis: key of user '%s' in realm '%s' is not 32 hex digits (MD5); ignored",
+			  LOG_ESC(q->user), LOG_ESC(q->realm));
 		return 1;
 	}
 	/* coturn's plain-text fallback: .../password */

@@ -218,6 +218,44 @@ fail:
 	atomic_fetch_sub(&w->srv->nconns, 1);
 }
 
+/* The pause after accept(2) failed with EMFILE/ENFILE, in seconds. */
+#define STREAM_ACCEPT_PAUSE 1
+/* At most one "out of descriptors" line per this many seconds, all workers. */
+#define STREAM_NOFD_LOG_INTERVAL 10
+
+static _Atomic int64_t stream_nofd_logged;
+
+static void stream_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+/* accept(2) failed with an error libevent does not retry itself. Out of
+ * descriptors (EMFILE/ENFILE), the connection stays in the backlog and the
+ * socket readable, so libevent would call accept again at once, for ever:
+ * the listener pauses for STREAM_ACCEPT_PAUSE seconds instead (the backlog
+ * waits; UDP and open connections go on) and one rate-limited line says so.
+ * Any other error pauses it too, rather than spinning. */
+static void stream_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tv = { STREAM_ACCEPT_PAUSE, 0 };
+	int e = EVUTIL_SOCKET_ERROR();
+
+	evconnlistener_disable(lev);
+	if (event_base_once(w->base, -1, EV_TIMEOUT, stream_accept_resume, lev, &tv) < 0)
+		evconnlistener_enable(lev); /* no timer: better spin than go deaf */
+	errno = e;
+	if (e == EMFILE || e == ENFILE) {
+		if (log_ratelimit(&stream_nofd_logged, STREAM_NOFD_LOG_INTERVAL))
+			log_warn("descriptors: worker %d cannot accept TCP/TLS connections, pausing its listener "
+				 "(%ds, this message at most every %ds); raise RLIMIT_NOFILE",
+				 w->id, STREAM_ACCEPT_PAUSE, STREAM_NOFD_LOG_INTERVAL);
+	} else if (worker_log_ok(w)) {
+		log_warn("worker %d: accept", w->id);
+	}
+}
+
 int stream_listen(struct worker *w, const struct stun_addr *addr, int tls, char *err, size_t errlen)
 {
 	struct stun_addr a = *addr;
@@ -247,6 +285,7 @@ int stream_listen(struct worker *w, const struct stun_addr *addr, int tls, char 
 		close(fd);
 		return -1;
 	}
+	evconnlistener_set_error_cb(lev, stream_accept_error);
 	if (tls)
 		w->tls[w->ntls++] = lev;
 	else

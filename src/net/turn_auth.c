@@ -127,7 +127,7 @@ static void credential_gone(struct req *r, int why)
 {
 	auth_fail(r, why);
 	if (r->alloc != NULL && strcmp(r->alloc->username, r->username) == 0) {
-		log_info("user '%s': credential gone, allocation ended", r->username);
+		log_info("user '%s': credential gone, allocation ended", LOG_ESC(r->username));
 		worker_alloc_free(r->w, r->alloc);
 		r->alloc = NULL;
 	}
@@ -140,7 +140,7 @@ static void auth_with_key(struct req *r, const uint8_t *key, size_t keylen)
 	if (stun_msg_check_integrity(&r->m, key, keylen) != 1) {
 		auth_fail(r, STATS_AUTH_BAD_INTEGRITY);
 		if (worker_log_ok(r->w))
-			log_info("authentication failed for user '%s'", r->username);
+			log_info("authentication failed for user '%s'", LOG_ESC(r->username));
 		turn_req_challenge(r, 401);
 		return;
 	}
@@ -168,7 +168,7 @@ static int rest_try(struct req *r, const char *const *secrets, size_t n)
 
 static void redis_unavailable(struct req *r)
 {
-	log_debug("user '%s': credential store unavailable, answering 500", r->username);
+	log_debug("user '%s': credential store unavailable, answering 500", LOG_ESC(r->username));
 	turn_req_error(r, 500);
 }
 
@@ -330,7 +330,7 @@ void turn_auth_request(struct req *r)
 	if (r->w->redis == NULL || pw_alg != STUN_PW_ALG_MD5) {
 		auth_fail(r, STATS_AUTH_UNKNOWN_USER);
 		if (worker_log_ok(r->w))
-			log_info("authentication failed: unknown user '%s'", r->username);
+			log_info("authentication failed: unknown user '%s'", LOG_ESC(r->username));
 		turn_req_challenge(r, 401);
 		return;
 	}

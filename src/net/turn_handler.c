@@ -252,8 +252,9 @@ static void handle_allocate(struct req *r)
 		if (rq.quota_held)
 			limits_alloc_release(srv, r->username);
 		turn_table_remove(&w->allocs, a);
-		log_warnx("%s for %s", rc == -2 ? "unknown or expired RESERVATION-TOKEN" : "no free relay port",
-			  netaddr_str(r->client, cs));
+		if (rc != -3) /* -3: out of descriptors, logged rate-limited by worker_relay_open */
+			log_warnx("%s for %s", rc == -2 ? "unknown or expired RESERVATION-TOKEN" : "no free relay port",
+				  netaddr_str(r->client, cs));
 		turn_req_error(r, 508);
 		return;
 	}
@@ -276,7 +277,7 @@ static void handle_allocate(struct req *r)
 		stun_build_attr(&b, TURN_ATTR_RESERVATION_TOKEN, rq.token_out, sizeof(rq.token_out));
 	if ((n = turn_req_send(r, &b)) > 0)
 		turn_alloc_cache_response(a, r->m.tid, b.buf, n);
-	log_info("allocation: user %s client %s relay %s lifetime %us", a->username, netaddr_str(r->client, cs),
+	log_info("allocation: user %s client %s relay %s lifetime %us", LOG_ESC(a->username), netaddr_str(r->client, cs),
 		 netaddr_str(&relayed, rs), lifetime);
 }
 
@@ -324,7 +325,7 @@ static int check_peer(struct req *r, const struct stun_attr *a, struct stun_addr
 		char ps[NETADDR_STRLEN];
 
 		if (worker_log_ok(r->w))
-			log_info("user %s: peer %s refused by policy", r->alloc->username, netaddr_str(peer, ps));
+			log_info("user %s: peer %s refused by policy", LOG_ESC(r->alloc->username), netaddr_str(peer, ps));
 		return 403;
 	}
 	return 0;
@@ -637,7 +638,7 @@ void turn_kill_user(struct worker *w, const char *user)
 
 	turn_table_foreach(&w->allocs, kill_one, &k);
 	if (k.n > 0)
-		log_info("session kill: user '%s': %zu allocation(s) ended", user, k.n);
+		log_info("session kill: user '%s': %zu allocation(s) ended", LOG_ESC(user), k.n);
 }
 
 /* Fills the header fields of m from a message whose attributes did not

@@ -398,6 +398,15 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 			return -2;
 	} else {
 		fd = relay_bind(w, &addr, rq->even || rq->reserve, rq->reserve ? &pair : NULL);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			static _Atomic int64_t logged;
+
+			STAT_INC(w->stats.refused[STATS_REFUSE_NO_FD]);
+			if (log_ratelimit(&logged, 10))
+				log_warn("descriptors: no relay socket for an Allocate, answering 508 (this message "
+					 "at most every 10 s); raise RLIMIT_NOFILE");
+			return -3;
+		}
 		if (fd < 0)
 			return -1;
 		if (rq->reserve) {
@@ -469,7 +478,8 @@ void worker_alloc_free(struct worker *w, struct turn_alloc *a)
 {
 	char cs[NETADDR_STRLEN];
 
-	log_debug("worker %d: allocation of %s (user %s) freed", w->id, netaddr_str(&a->client, cs), a->username);
+	log_debug("worker %d: allocation of %s (user %s) freed", w->id, netaddr_str(&a->client, cs),
+		  LOG_ESC(a->username));
 	relay_release(a);
 	turn_table_remove(&w->allocs, a);
 }

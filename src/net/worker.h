@@ -182,7 +182,9 @@ struct relay_req {
  * a port from min-port..max-port on rq->bind_ip (even, and reserving the
  * next one, as asked), registers it with the worker's loop and stores the
  * bound address in *bound. Returns 0; -1 when no port is free (508); -2
- * when the token is unknown or expired (508 as well, logged differently). */
+ * when the token is unknown or expired (508 as well, logged differently);
+ * -3 when out of descriptors (EMFILE/ENFILE: 508, counted in
+ * stats.refused[STATS_REFUSE_NO_FD] and logged here, rate-limited). */
 int worker_relay_open(struct worker *w, const struct origin *o, struct turn_alloc *a, struct relay_req *rq,
 		      struct stun_addr *bound);
 

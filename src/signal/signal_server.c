@@ -53,9 +53,26 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	signal_conn_new(&s->ctx, fd, s->tls);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+/* accept(2) failed. Out of descriptors (EMFILE/ENFILE) the socket stays
+ * readable and libevent would retry at once, for ever: pause the listener
+ * for a second instead, and say so at most every 10 s. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-	log_warn("signaling: accept");
+	static _Atomic int64_t logged;
+	struct timeval tv = { 1, 0 };
+	int e = EVUTIL_SOCKET_ERROR();
+
+	evconnlistener_disable(l);
+	if (event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, on_accept_resume, l, &tv) < 0)
+		evconnlistener_enable(l);
+	errno = e;
+	if (log_ratelimit(&logged, 10))
+		log_warn("signaling: accept failed, listener paused for 1 s (this message at most every 10 s)");
 }
 
 /* Runs on the signaling thread when another thread wrote the eventfd. */

@@ -33,6 +33,7 @@ static const char *const all_keys[] = {
 	"allocate-rate-per-ip", "unauthorized-rate-per-ip", "reservation-lifetime",
 	"no-tcp", "no-tls", "no-stun", "relay-threads", "log-file", "verbose", "pidfile", "software",
 	"prometheus", "prometheus-port", "prometheus-ip", "drain-timeout", /* issue 11 */
+	"proc-user", "proc-group", "syslog",
 };
 #define N_KEYS (sizeof(all_keys) / sizeof(all_keys[0]))
 
