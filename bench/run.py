@@ -23,9 +23,9 @@ SERVERS = ["coturn", "turnstone", "forwarder"]
 # on, with limits far above what the load needs (so the checks run on every
 # packet and Allocate but never refuse): the cost of issue 11's bookkeeping.
 LIMITED = "turnstone+lim"
-LIMIT_ARGS = ["--user-quota=100000", "--total-quota=100000", "--max-bps=100000000",
-              "--bps-capacity=100000000000", "--max-permissions=64", "--max-channels=64",
-              "--allocate-rate-per-ip=1000000", "--unauthorized-rate-per-ip=1000000", "--prometheus"]
+LIMIT_ARGS = ["--user-quota=1000000", "--total-quota=10000000", "--max-bps=100000000",
+              "--bps-capacity=2000000000", "--max-permissions=64", "--max-channels=64",
+              "--allocate-rate-per-ip=65535", "--unauthorized-rate-per-ip=65535", "--prometheus"]
 THREADS = 2
 MIN_PORT, MAX_PORT = 10000, 31999      # relay ports, below the ephemeral range
 USER, PASS, REALM = "bench", "benchpw", "bench"
