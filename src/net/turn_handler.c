@@ -3,6 +3,7 @@
  * (Send/Data), §12 (ChannelBind, ChannelData). Credentials: turn_auth.c. */
 #include "net/turn_handler.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,6 +613,30 @@ struct kill_ctx {
 	size_t n;
 };
 
+static int rest_id_is(const char *id, size_t idlen, const char *user)
+{
+	return idlen == strlen(user) && memcmp(id, user, idlen) == 0;
+}
+
+/* Hex digits of a signaling peer id (SIGNAL_PEER_ID_LEN, signal/signal_room.h,
+ * which this file does not include: it pulls in jansson). */
+#define KILL_PEER_ID_LEN 16
+
+/* 1 when id is "<user>.<peer id>" (KILL_PEER_ID_LEN hex digits): the REST
+ * user id the signaling endpoint gives a page that joined with a token for
+ * user (docs/signaling.md), so "session kill alice" ends alice's relays. */
+static int signaling_id_of(const char *id, size_t idlen, const char *user)
+{
+	size_t ulen = strlen(user), i;
+
+	if (idlen != ulen + 1 + KILL_PEER_ID_LEN || memcmp(id, user, ulen) != 0 || id[ulen] != '.')
+		return 0;
+	for (i = ulen + 1; i < idlen; i++)
+		if (!isxdigit((unsigned char)id[i]))
+			return 0;
+	return 1;
+}
+
 static void kill_one(struct turn_alloc *a, void *arg)
 {
 	struct kill_ctx *k = arg;
@@ -623,7 +648,7 @@ static void kill_one(struct turn_alloc *a, void *arg)
 	if (strcmp(a->username, k->user) != 0) {
 		if (!cfg->use_auth_secret ||
 		    auth_rest_parse(a->username, cfg->rest_api_separator, &expiry, &id, &idlen) < 0 ||
-		    idlen != strlen(k->user) || memcmp(id, k->user, idlen) != 0)
+		    !(rest_id_is(id, idlen, k->user) || signaling_id_of(id, idlen, k->user)))
 			return;
 	}
 	worker_alloc_free(k->w, a);

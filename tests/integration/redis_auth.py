@@ -974,6 +974,37 @@ def t_quota_kill():
         peer.close()
 
 
+@tap.case("session kill USER ends the relays of USER's signaling pages (REST id USER.<16 hex>), "
+          "not USER.<anything else> nor another user's")
+def t_kill_signaling_user():
+    R = shared_redis()
+    realm = "killsig.test"
+    secret = "killsig-secret"
+    extra = ["--use-auth-secret", "--static-auth-secret=%s" % secret]
+    with Servers() as S:
+        srv = S.add(start_server(realm, R, extra=extra))
+        wait_numsub(R, "turnstone/realm/%s/kill" % realm, 2)
+        peer = peer_socket()
+        exp = int(time.time()) + 600
+        page = allocated(srv, *rest_cred(secret, "gina.0123456789abcdef", exp), peer=peer)
+        other = allocated(srv, *rest_cred(secret, "gina.not-a-peer-id", exp), peer=peer)
+        hank = allocated(srv, *rest_cred(secret, "hank.0123456789abcdef", exp), peer=peer)
+        admin_json(R, realm, "session", "kill", "gina")
+        end = time.monotonic() + 2.0
+        r = None
+        while time.monotonic() < end:
+            r = page.create_permission(peer.getsockname())
+            if r.cls == tc.ERROR and r.error_code() == 437:
+                break
+            time.sleep(0.05)
+        expect_error(r, 437, "gina's signaling relay after session kill gina")
+        expect_success(other.create_permission(peer.getsockname()), "gina.not-a-peer-id is not gina's page")
+        expect_success(hank.create_permission(peer.getsockname()), "hank's signaling relay")
+        for x in (page, other, hank):
+            x.close()
+        peer.close()
+
+
 def run_all():
     """tap.run(), but server logs of a failed case come after its 'not ok'."""
     tap.plan()
