@@ -35,8 +35,14 @@ pod() {
 	fi
 }
 
+DANGLING_BEFORE=
 cleanup_container() {
+	local id
 	pod rm -f "$NAME" >/dev/null 2>&1
+	# the build stage and the image this build replaced: keep the disk bounded
+	for id in $(podman images -q -f dangling=true 2>/dev/null); do
+		case " $DANGLING_BEFORE " in *" $id "*) ;; *) podman rmi -f "$id" >/dev/null 2>&1 ;; esac
+	done
 }
 trap 'rc=$?; cleanup_container; (exit $rc); _common_cleanup' EXIT
 
@@ -77,6 +83,7 @@ fi
 # ---- 2: the image builds -----------------------------------------------
 built=no
 if [ "$engine_ok" = yes ]; then
+	DANGLING_BEFORE=$(podman images -q -f dangling=true 2>/dev/null | xargs)
 	if pod build --network=host "${ULIMITS[@]}" --build-arg BASE="$BASE_IMG" --build-arg RUNTIME_BASE="$BASE_IMG" \
 		-f "$TOP_SRCDIR/docker/Dockerfile" -t "$IMG" "$TOP_SRCDIR" >"$TMP/build.log" 2>&1; then
 		built=yes
