@@ -23,6 +23,7 @@ SERVERS = ["coturn", "turnstone", "forwarder"]
 # on, with limits far above what the load needs (so the checks run on every
 # packet and Allocate but never refuse): the cost of issue 11's bookkeeping.
 LIMITED = "turnstone+lim"
+BASE = "turnstone-base"  # --baseline: a turnstone binary from before issue 11
 LIMIT_ARGS = ["--user-quota=1000000", "--total-quota=10000000", "--max-bps=100000000",
               "--bps-capacity=2000000000", "--max-permissions=64", "--max-channels=64",
               "--allocate-rate-per-ip=65535", "--unauthorized-rate-per-ip=65535", "--prometheus"]
@@ -137,9 +138,9 @@ def start_server(name, args, tmp, tcp):
                "--allow-loopback-peers", "--no-cli", "--no-dtls", f"--cert={tmp}/cert.pem",
                f"--pkey={tmp}/key.pem", f"--log-file={tmp}/coturn-server.log", "--simple-log",
                "--no-stdout-log", f"--pidfile={tmp}/coturn.pid", f"--userdb={tmp}/turndb"]
-    elif name in ("turnstone", LIMITED):
+    elif name in ("turnstone", LIMITED, BASE):
         tls = free_port()
-        cmd = [args.turnstone, "--listening-ip=127.0.0.1", f"--listening-port={port}",
+        cmd = [args.baseline if name == BASE else args.turnstone, "--listening-ip=127.0.0.1", f"--listening-port={port}",
                f"--tls-listening-port={tls}", "--relay-ip=127.0.0.1", f"--min-port={MIN_PORT}",
                f"--max-port={MAX_PORT}", f"--realm={REALM}", f"--user={USER}:{PASS}",
                f"--relay-threads={THREADS}", "--allow-loopback-peers", "--rfc5766-channels",
@@ -255,7 +256,7 @@ def summarize(results, direct):
     for name, title, _, _, servers in CASES:
         main = {}
         ex = {}
-        for s in SERVERS + [LIMITED]:
+        for s in SERVERS + [LIMITED, BASE]:
             runs = [r for r in results if r["bench_case"] == name and r["server"] == s]
             if not runs:
                 continue
@@ -279,8 +280,8 @@ def summarize(results, direct):
         lines.append(f"| {title} | {UNITS[name]} | {cell('coturn')} | {cell('turnstone')} | {cell('forwarder')} | "
                      f"{ratio('turnstone', 'coturn')} | {ratio('turnstone', 'forwarder')} |")
         if LIMITED in main and "turnstone" in main:
-            limited.append(f"| {title} | {UNITS[name]} | {cell('turnstone')} | {cell(LIMITED)} | "
-                           f"{ratio(LIMITED, 'turnstone')} |")
+            limited.append(f"| {title} | {UNITS[name]} | {cell(BASE)} | {cell('turnstone')} | {cell(LIMITED)} | "
+                           f"{ratio(LIMITED, BASE)} | {ratio(LIMITED, 'turnstone')} |")
         for s in ex:
             extras.append(f"- {name} / {s}: " + ", ".join(f"{k} {fmt(v)}" for k, v in ex[s].items()))
         if name in ("hot", "scale", "tcp", "tls"):
@@ -289,9 +290,11 @@ def summarize(results, direct):
             chart.append((name, [1e6 / med(main[s]) if s in main and med(main[s]) else float("nan")
                                  for s in SERVERS]))
     if limited:
-        lines += ["", "Quotas, rate limits and metrics on (turnstone+lim: every limit set far above the load, "
-                  "the metrics listener on) against the same binary with none:", "",
-                  "| case | figure | turnstone | turnstone+lim | turnstone+lim/turnstone |", "|---|---|---|---|---|"]
+        lines += ["", "Quotas, rate limits and metrics (turnstone+lim: every limit set far above the load, "
+                  "the metrics listener on) against the same binary with none set (turnstone) and against "
+                  "the binary from before them (turnstone-base, --baseline):", "",
+                  "| case | figure | turnstone-base | turnstone | turnstone+lim | lim/base | lim/turnstone |",
+                  "|---|---|---|---|---|---|---|"]
         lines += limited
     if direct:
         extras.append(f"- ping / direct (no relay): p50_us {fmt(med([d['p50_us'] for d in direct]))}, "
@@ -340,6 +343,7 @@ def main():
     ap.add_argument("--gnuplot", default="gnuplot")
     ap.add_argument("--limits", action="store_true",
                     help="also run turnstone with quotas, rate limits and metrics on (hot and scale cases)")
+    ap.add_argument("--baseline", help="with --limits: a turnstone binary from before them, run as turnstone-base")
     ap.add_argument("--replot", action="store_true", help="only redo summary and chart from OUT/results.json")
     args = ap.parse_args()
     if args.replot:
@@ -375,7 +379,9 @@ def main():
                 continue
             cargs = quick if args.quick else full
             if args.limits and name in ("hot", "scale"):
-                servers = servers + [LIMITED]
+                # next to plain turnstone, so load drifts hit all of them alike
+                i = servers.index("turnstone")
+                servers = servers[:i] + ([BASE] if args.baseline else []) + ["turnstone", LIMITED] + servers[i + 1:]
             log(f"== {title}")
             for i in range(runs):
                 for s in servers:

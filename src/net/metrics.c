@@ -134,10 +134,10 @@ static void render_workers(FILE *f, const struct metrics_input *in)
 	for (i = 0; i < in->nworkers; i++)
 		fprintf(f, "turnstone_worker_loop_ticks_total{worker=\"%zu\"} %" PRIu64 "\n", i,
 			(uint64_t)STAT_GET(in->workers[i]->loop_ticks));
-	head(f, "turnstone_worker_busy_seconds_total", "counter",
-	     "Time each worker spent handling client input, relayed datagrams and timers.");
+	head(f, "turnstone_worker_cpu_seconds_total", "counter",
+	     "CPU time (user + system) of each worker thread, sampled every second.");
 	for (i = 0; i < in->nworkers; i++)
-		fprintf(f, "turnstone_worker_busy_seconds_total{worker=\"%zu\"} %.6f\n", i,
+		fprintf(f, "turnstone_worker_cpu_seconds_total{worker=\"%zu\"} %.6f\n", i,
 			(double)STAT_GET(in->workers[i]->busy_usec) / 1e6);
 	head(f, "turnstone_worker_allocations", "gauge", "Allocations each worker owns now.");
 	for (i = 0; i < in->nworkers; i++) {

@@ -60,7 +60,8 @@ struct worker_stats {
 	_Atomic uint64_t refused[STATS_NREFUSE];
 	_Atomic uint64_t requests;                /* STUN/TURN requests handled */
 	_Atomic uint64_t loop_ticks;              /* the worker's 1 s timer ran (health) */
-	_Atomic uint64_t busy_usec;               /* time spent handling events (load) */
+	_Atomic uint64_t busy_usec;               /* the worker thread's CPU time, user + system, µs,
+						     sampled by its 1 s tick (load) */
 };
 
 /* Adds n to a counter the calling worker owns (single writer). */

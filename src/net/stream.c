@@ -123,11 +123,7 @@ static void stream_read_frames(struct bufferevent *bev, void *arg)
 
 static void stream_read(struct bufferevent *bev, void *arg)
 {
-	struct worker *w = ((struct stream_conn *)arg)->w;
-	uint64_t t0 = worker_usec();
-
-	stream_read_frames(bev, arg); /* may free the connection, not w */
-	STAT_ADD(w->stats.busy_usec, worker_usec() - t0);
+	stream_read_frames(bev, arg); /* may free the connection */
 }
 
 static void stream_write(struct bufferevent *bev, void *arg)

@@ -31,6 +31,7 @@ struct worker;
 struct stream_conn;
 struct auth_redis;
 struct pending;
+struct rxbatch;
 struct limits;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -120,6 +121,7 @@ struct worker {
 	uint64_t log_sec;          /* worker_log_ok: current second and its count */
 	unsigned log_n, log_dropped;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
+	struct rxbatch *rxb[2];    /* recvmmsg headers over rx: [0] plain, [1] with IP_PKTINFO */
 	uint8_t tx[2048];          /* response scratch buffer (answers are small) */
 	struct worker_stats stats; /* written by this worker only (net/stats.h) */
 	/* bandwidth limits (net/limits.h) */
@@ -153,8 +155,6 @@ int worker_stats_transport(const struct origin *o);
 
 /* Monotonic clock in seconds (allocation and permission lifetimes). */
 uint64_t worker_now(void);
-/* Monotonic clock in microseconds (the busy_usec load figure). */
-uint64_t worker_usec(void);
 /* Monotonic clock in milliseconds (bandwidth buckets; coarse, cheap). */
 uint64_t worker_now_ms(void);
 /* Wall clock in seconds (nonces). */

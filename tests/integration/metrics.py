@@ -173,7 +173,7 @@ def t_tcp_alloc():
     check_eq(ah.scrape(srv.admin_port)[0][name], before, "gauge after the connection closed")
 
 
-@tap.case("worker loop ticks advance; /healthz and /ready answer 200")
+@tap.case("worker loop ticks and worker CPU seconds advance; /healthz and /ready answer 200")
 def t_health():
     m1, _, _ = ah.scrape(srv.admin_port)
     time.sleep(2.2)
@@ -181,6 +181,9 @@ def t_health():
     for w in ("0", "1"):
         k = 'turnstone_worker_loop_ticks_total{worker="%s"}' % w
         check(m2[k] > m1[k], "%s did not advance" % k)
+        # the thread's CPU time, sampled by each tick: ticking costs some
+        k = 'turnstone_worker_cpu_seconds_total{worker="%s"}' % w
+        check(m2[k] > m1[k], "%s: %r then %r" % (k, m1[k], m2[k]))
     st, _, body = ah.request(srv.admin_port, "GET", "/healthz")
     check_eq((st, body), (200, "ok\n"), "/healthz")
     st, _, body = ah.request(srv.admin_port, "GET", "/ready")

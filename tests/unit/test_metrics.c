@@ -82,7 +82,7 @@ static void test_sums_and_labels(void **state)
 	assert_true(has_line(t, "turnstone_auth_failures_total{reason=\"stale_nonce\"} 2"));
 	assert_true(has_line(t, "turnstone_refused_total{reason=\"draining\"} 1"));
 	assert_true(has_line(t, "turnstone_worker_loop_ticks_total{worker=\"1\"} 11"));
-	assert_true(has_line(t, "turnstone_worker_busy_seconds_total{worker=\"1\"} 1.500000"));
+	assert_true(has_line(t, "turnstone_worker_cpu_seconds_total{worker=\"1\"} 1.500000"));
 	assert_true(has_line(t, "turnstone_worker_allocations{worker=\"1\"} 4"));
 	assert_true(has_line(t, "turnstone_draining 1"));
 	assert_true(has_line(t, "process_open_fds 12"));

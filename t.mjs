@@ -1,0 +1,14 @@
+import WebSocket from '/work/wt-fleet/tests/signaling/node_modules/ws/index.js';
+const a = new WebSocket('ws://127.0.0.1:23402/ws'), b = new WebSocket('ws://127.0.0.1:23404/ws');
+const t0 = Date.now();
+a.on('message', d => { console.log(Date.now()-t0, 'A', d.toString().slice(0,120)); });
+b.on('message', d => { console.log(Date.now()-t0, 'B', d.toString().slice(0,120)); });
+await new Promise(r => setTimeout(r, 300));
+a.send(JSON.stringify({type:'join', room:'x y'}));
+await new Promise(r => setTimeout(r, 300));
+b.send(JSON.stringify({type:'join', room:'x y'}));
+await new Promise(r => setTimeout(r, 300));
+console.log('killing S2 with TERM');
+process.kill(Number(process.argv[2]), 'SIGTERM');
+await new Promise(r => setTimeout(r, 1500));
+process.exit(0);
