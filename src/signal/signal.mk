@@ -7,7 +7,8 @@ src_turnstone_SOURCES += \
 	src/signal/signal_http.c src/signal/signal_http.h \
 	src/signal/signal_room.c src/signal/signal_room.h \
 	src/signal/signal_ice.c src/signal/signal_ice.h \
-	src/signal/signal_iplimit.c src/signal/signal_iplimit.h
+	src/signal/signal_iplimit.c src/signal/signal_iplimit.h \
+	src/signal/signal_bus.c src/signal/signal_bus.h
 src_turnstone_LDADD += $(WSLAY_LIBS) $(JANSSON_LIBS)
 
 # The HTTP request-head parser, handshake check and file mapping are pure.
