@@ -18,6 +18,10 @@
 #define ROOM_BUCKETS 1024
 #define JOIN_ATTEMPTS 3          /* peer ids tried when another server has one */
 #define MAX_SERVERS_CHECKED 256  /* distinct remote servers checked per tick */
+/* After Redis (re)connects, for ttl + this many seconds (the longest
+ * reconnect backoff) nothing is removed for its absence from Redis: after a
+ * restart the other servers may not have re-registered yet. */
+#define FLEET_GRACE_SEC 5
 
 /* A member of a room on another server (what the local peers were told). */
 struct remote_peer {
@@ -363,7 +367,7 @@ static void on_reconcile(void *arg, int status, const char *const *peers, const 
 	for (struct signal_peer *m = r->members; m != NULL; m = m->room_next)
 		if (!in_list(peers, n, m->id))
 			signal_bus_set_member(rs->bus, r->name, m->id);
-	if (signal_bus_up_for(rs->bus) < rs->ttl)
+	if (signal_bus_up_for(rs->bus) < rs->ttl + FLEET_GRACE_SEC)
 		return; /* after a restart other servers may not have re-registered yet */
 	for (pp = &r->remote; *pp != NULL;) {
 		if ((*pp)->added < r->reconcile_sent && !in_list(peers, n, (*pp)->id))
@@ -380,7 +384,7 @@ static void on_alive(void *arg, const char *server, int alive)
 	struct remote_peer **pp;
 	size_t i, gone = 0;
 
-	if (alive != 0 || signal_bus_up_for(rs->bus) < rs->ttl)
+	if (alive != 0 || signal_bus_up_for(rs->bus) < rs->ttl + FLEET_GRACE_SEC)
 		return;
 	for (i = 0; i < ROOM_BUCKETS; i++) {
 		for (struct signal_room *r = rs->bucket[i]; r != NULL; r = r->next) {
