@@ -164,6 +164,12 @@ int signal_peer_init(struct signal_peer *p, void *conn)
 	return peer_new_id(p);
 }
 
+/* Sends text to p through its own callback, else the rooms' one. */
+static void peer_send(const struct signal_rooms *rs, const struct signal_peer *p, const char *text)
+{
+	(p->send != NULL ? p->send : rs->send)(p->conn, text, strlen(text));
+}
+
 /* Encodes msg once and sends it to every member of r but skip. */
 static void room_send_all(struct signal_rooms *rs, struct signal_room *r, const struct signal_peer *skip,
 			  json_t *msg)
@@ -174,7 +180,7 @@ static void room_send_all(struct signal_rooms *rs, struct signal_room *r, const 
 		return;
 	for (struct signal_peer *m = r->members; m != NULL; m = m->room_next)
 		if (m != skip)
-			rs->send(m->conn, text, strlen(text));
+			peer_send(rs, m, text);
 	free(text);
 }
 
@@ -201,7 +207,7 @@ static void send_error(struct signal_rooms *rs, struct signal_peer *p, const cha
 	char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
 
 	if (text != NULL)
-		rs->send(p->conn, text, strlen(text));
+		peer_send(rs, p, text);
 	free(text);
 	json_decref(msg);
 }
@@ -292,7 +298,7 @@ static void remote_deliver(struct signal_rooms *rs, struct signal_room *r, json_
 	if (!json_is_string(to) || (dst = local_member(r, json_string_value(to))) == NULL ||
 	    (text = json_dumps(m, JSON_COMPACT)) == NULL)
 		return;
-	rs->send(dst->conn, text, strlen(text));
+	peer_send(rs, dst, text);
 	free(text);
 }
 
@@ -497,7 +503,7 @@ static void join_complete(struct signal_rooms *rs, struct signal_peer *p, json_t
 	json_object_set_new(reply, "id", json_string(p->id));
 	json_object_set_new(reply, "peers", ids);
 	if ((text = json_dumps(reply, JSON_COMPACT)) != NULL)
-		rs->send(p->conn, text, strlen(text));
+		peer_send(rs, p, text);
 	else
 		send_error(rs, p, "server error");
 	free(text);
@@ -692,7 +698,7 @@ int signal_rooms_forward(struct signal_rooms *rs, struct signal_peer *p, json_t 
 	}
 	if ((text = json_dumps(msg, JSON_COMPACT)) == NULL)
 		return -3;
-	rs->send(m->conn, text, strlen(text));
+	peer_send(rs, m, text);
 	free(text);
 	return 0;
 }

@@ -23,6 +23,10 @@
 #define SIGNAL_PEER_ID_LEN 16     /* hex characters: 64 random bits */
 #define SIGNAL_ROOM_NAME_MAX 128  /* bytes */
 
+/* Sends the len bytes of JSON text to the connection conn. Must not call
+ * back into this module. */
+typedef void signal_room_send_fn(void *conn, const char *text, size_t len);
+
 struct event_base;
 struct signal_join;
 struct signal_room;
@@ -34,13 +38,11 @@ struct signal_peer {
 	struct signal_room *room;        /* NULL while in no room */
 	struct signal_peer *room_next;   /* next member of the same room */
 	void *conn;                      /* passed to the send callback */
+	signal_room_send_fn *send;       /* this peer's own (another front end), NULL: the rooms' */
 	struct signal_join *joining;     /* fleet: join waiting for Redis; room set, not a member yet */
 	int registered;                  /* fleet: listed in the room's Redis hash */
 };
 
-/* Sends the len bytes of JSON text to the connection conn. Must not call
- * back into this module. */
-typedef void signal_room_send_fn(void *conn, const char *text, size_t len);
 
 /* A room set whose rooms hold at most room_size peers, with at most
  * max_rooms rooms at once (0: no limit). NULL on no memory. */
@@ -57,8 +59,10 @@ int signal_rooms_fleet(struct signal_rooms *rs, struct event_base *base, const c
  * and the fleet bus. */
 void signal_rooms_free(struct signal_rooms *rs);
 
-/* Fills p->id with SIGNAL_PEER_ID_LEN random hex digits (RAND_bytes).
- * Returns 0, or -1 when the random generator fails. */
+/* Clears p, sets its conn and fills p->id with SIGNAL_PEER_ID_LEN random
+ * hex digits (RAND_bytes); a front end whose connections need another send
+ * callback than the rooms' sets p->send afterwards. Returns 0, or -1 when
+ * the random generator fails. */
 int signal_peer_init(struct signal_peer *p, void *conn);
 
 /* Puts p (in no room) into the room called name (created on first join)
