@@ -332,10 +332,6 @@ static void on_bus_message(void *arg, const char *room, const char *payload, siz
 
 /* ---- fleet: reconciling with the Redis hash, dead servers ---------------- */
 
-/* The room hash of r as Redis has it: mirror members we missed, drop
- * mirrored ones that are gone (only once every live server has had time to
- * re-register after a Redis restart), re-add our own members if missing
- * and delete our stale entries. */
 static int in_list(const char *const *v, size_t n, const char *s)
 {
 	size_t i;
@@ -346,13 +342,10 @@ static int in_list(const char *const *v, size_t n, const char *s)
 	return 0;
 }
 
-static int local_or_joining(struct signal_room *r, const char *id)
-{
-	if (local_member(r, id) != NULL)
-		return 1;
-	return 0; /* a join under way re-sends HSETNX itself */
-}
-
+/* The room hash of r as Redis has it: mirror members we missed, drop
+ * mirrored ones that are gone (only once every live server has had time to
+ * re-register after a Redis restart), re-add our own members if missing
+ * and delete our stale entries. */
 static void on_reconcile(void *arg, int status, const char *const *peers, const char *const *servers, size_t n)
 {
 	struct signal_room *r = arg;
@@ -367,7 +360,7 @@ static void on_reconcile(void *arg, int status, const char *const *peers, const 
 	for (i = 0; i < n; i++) {
 		if (strcmp(servers[i], self) != 0)
 			remote_add(rs, r, peers[i], servers[i]);
-		else if (!local_or_joining(r, peers[i]) && r->npending == 0)
+		else if (local_member(r, peers[i]) == NULL && r->npending == 0)
 			signal_bus_del_member(rs->bus, r->name, peers[i]); /* left while Redis was away */
 	}
 	for (struct signal_peer *m = r->members; m != NULL; m = m->room_next)
