@@ -166,6 +166,11 @@ static const struct opt opts[] = {
 	    "output queued to one signaling client before it is disconnected"),
 	INT("signaling-max-json-depth", signaling_max_json_depth, 2, 1000, "N",
 	    "nesting of arrays and objects allowed in a signaling message"),
+	/* signaling rooms across a fleet over Redis pub/sub (issue 13) */
+	{ "signaling-redis", OPT_STR, F(signaling_redis), 0, 0, 0, check_nonempty, "CONNINFO",
+	  "Redis shared by a fleet's signaling rooms (like redis-userdb; default: redis-userdb; \"off\": local)" },
+	INT("signaling-redis-ttl", signaling_redis_ttl, 3, 3600, "SECONDS",
+	    "a fleet server whose liveness key is this old is dead (refreshed every third of it)"),
 	{ "log-file", OPT_STR, F(log_file), 0, 0, 0, NULL, "FILE", "log here instead of stderr" },
 	BOOL("verbose", verbose, "debug logging"),
 	{ "pidfile", OPT_STR, F(pidfile), 0, 0, 0, NULL, "FILE", "write the process id here" },
@@ -640,6 +645,8 @@ void config_defaults(struct config *c)
 	c->signaling_max_rooms = 10000;
 	c->signaling_output_limit = 1024 * 1024;
 	c->signaling_max_json_depth = 32;
+	/* signaling rooms across a fleet (issue 13) */
+	c->signaling_redis_ttl = 15;
 	/* Out of memory leaves NULLs, which config_validate reports. */
 	c->realm = strdup("turnstone");
 	c->software = strdup(CONFIG_SOFTWARE);

@@ -106,6 +106,9 @@ struct config {
 	int signaling_max_rooms;          /* rooms at once, default 10000 */
 	int signaling_output_limit;       /* bytes queued to one client before it is dropped, default 1 MiB */
 	int signaling_max_json_depth;     /* nesting of arrays and objects in a message, default 32 */
+	/* signaling rooms across a fleet over Redis pub/sub (issue 13, docs/signaling.md) */
+	char *signaling_redis;            /* conninfo like redis-userdb; NULL: redis-userdb; "off": local rooms */
+	int signaling_redis_ttl;          /* seconds a server's liveness key lives, refreshed every ttl/3; default 15 */
 
 	char *log_file;                   /* NULL: stderr */
 	int verbose;                      /* boolean */

@@ -7,7 +7,8 @@ src_turnstone_SOURCES += \
 	src/signal/signal_http.c src/signal/signal_http.h \
 	src/signal/signal_room.c src/signal/signal_room.h \
 	src/signal/signal_ice.c src/signal/signal_ice.h \
-	src/signal/signal_iplimit.c src/signal/signal_iplimit.h
+	src/signal/signal_iplimit.c src/signal/signal_iplimit.h \
+	src/signal/signal_bus.c src/signal/signal_bus.h
 src_turnstone_LDADD += $(WSLAY_LIBS) $(JANSSON_LIBS)
 
 # The HTTP request-head parser, handshake check and file mapping are pure.
@@ -29,9 +30,9 @@ dist_www_DATA = share/www/index.html share/www/app.js share/www/style.css
 
 # Protocol tests with the npm "ws" client, and the two-browser video call.
 INTEGRATION_TESTS += tests/signaling/protocol.sh tests/signaling/tls.sh tests/signaling/call.sh \
-	tests/signaling/secure.sh
+	tests/signaling/secure.sh tests/signaling/fleet.sh tests/signaling/fleet_call.sh
 EXTRA_DIST += \
 	tests/signaling/package.json tests/signaling/package-lock.json \
 	tests/signaling/common.sh tests/signaling/lib.mjs tests/signaling/protocol.sh tests/signaling/protocol.mjs \
 	tests/signaling/call.sh tests/signaling/call.mjs tests/signaling/tls.sh tests/signaling/tls.mjs \
-	tests/signaling/secure.sh tests/signaling/secure.mjs
+	tests/signaling/secure.sh tests/signaling/secure.mjs tests/signaling/fleet.sh tests/signaling/fleet.mjs tests/signaling/fleet_call.sh

@@ -431,11 +431,9 @@ static int ws_rate_limit(struct signal_conn *c)
 
 static void ws_join(struct signal_conn *c, json_t *msg)
 {
-	json_t *room = json_object_get(msg, "room"), *token = json_object_get(msg, "token"), *peers = NULL, *ice,
-	       *reply;
+	json_t *room = json_object_get(msg, "room"), *token = json_object_get(msg, "token"), *ice, *reply;
 	char uid[AUTH_TOKEN_USER_MAX + SIGNAL_PEER_ID_LEN + 2];
 	const char *why = "";
-	char *text;
 	int rc, allowed;
 
 	if (!json_is_string(room) || json_string_length(room) == 0 ||
@@ -451,21 +449,20 @@ static void ws_join(struct signal_conn *c, json_t *msg)
 		return;
 	}
 	signal_rooms_leave(c->ctx->rooms, &c->peer); /* one room at a time: join again = move */
-	if ((rc = signal_rooms_join(c->ctx->rooms, &c->peer, json_string_value(room), &peers)) != 0) {
+	ice = signal_ice_servers(c->ctx->ice, c->host, allowed ? uid : NULL);
+	reply = json_pack("{s:s, s:O, s:o}", "type", "joined", "room", room, "iceServers",
+			  ice != NULL ? ice : json_array());
+	if (reply == NULL) {
+		ws_error(c, "server error");
+		return;
+	}
+	/* The rooms send "joined" (with id and peers) now or, across a fleet,
+	 * when Redis has answered. */
+	if ((rc = signal_rooms_join(c->ctx->rooms, &c->peer, json_string_value(room), reply)) != 0) {
 		ws_error(c, rc == -1 ? "room full" : rc == -3 ? "too many rooms" : "server error");
 		return;
 	}
-	ice = signal_ice_servers(c->ctx->ice, c->host, allowed ? uid : NULL);
-	reply = json_pack("{s:s, s:s, s:O, s:o, s:o}", "type", "joined", "id", c->peer.id, "room", room, "peers",
-			  peers, "iceServers", ice != NULL ? ice : json_array());
-	text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
-	if (text != NULL)
-		signal_conn_send_text(c, text, strlen(text));
-	else
-		ws_error(c, "server error");
-	free(text);
-	json_decref(reply);
-	log_debug("signaling: %s: peer %s joined room '%s'%s%s", c->remote, c->peer.id, json_string_value(room),
+	log_debug("signaling: %s: peer %s joining room '%s'%s%s", c->remote, c->peer.id, json_string_value(room),
 		  allowed ? " with TURN credentials for " : "", allowed ? uid : "");
 }
 
@@ -510,7 +507,10 @@ static void ws_text(struct signal_conn *c, const uint8_t *data, size_t len)
 	} else if (reserved_type(t)) {
 		ws_error(c, "reserved type");
 	} else if ((rc = signal_rooms_forward(c->ctx->rooms, &c->peer, msg)) != 0) {
-		ws_error(c, rc == -1 ? "unknown peer" : rc == -2 ? "not in a room" : "server error");
+		ws_error(c, rc == -1   ? "unknown peer"
+			    : rc == -2 ? "not in a room"
+			    : rc == -4 ? "peer unreachable"
+				       : "server error");
 	}
 	json_decref(msg);
 }

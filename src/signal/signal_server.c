@@ -209,6 +209,16 @@ static const char *page_root(const struct config *cfg)
 	return cfg->signaling_root;
 }
 
+/* The Redis of a fleet's rooms: signaling-redis, else redis-userdb; NULL
+ * (rooms local to this server) when neither is set or signaling-redis is
+ * "off". */
+static const char *fleet_conninfo(const struct config *cfg)
+{
+	if (cfg->signaling_redis != NULL)
+		return strcmp(cfg->signaling_redis, "off") == 0 ? NULL : cfg->signaling_redis;
+	return cfg->redis_userdb;
+}
+
 static int server_init(struct signal_server *s, const struct config *cfg, char *err, size_t errlen)
 {
 	struct event_config *ec = event_config_new();
@@ -238,6 +248,14 @@ static int server_init(struct signal_server *s, const struct config *cfg, char *
 	}
 	if ((s->ctx.ice = signal_ice_new(cfg, s->ctx.base, err, errlen)) == NULL)
 		return -1;
+	if (fleet_conninfo(cfg) != NULL &&
+	    signal_rooms_fleet(s->ctx.rooms, s->ctx.base, fleet_conninfo(cfg), cfg->signaling_redis_ttl, err, errlen) < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "%s: %s", cfg->signaling_redis != NULL ? "signaling-redis" : "redis-userdb", why);
+		return -1;
+	}
 	return listen_all(s, cfg, err, errlen);
 }
 

@@ -7,6 +7,8 @@
 // over a relay<->relay candidate pair.  call.sh starts the server.
 //
 // Environment: SIG_PORT (signaling port on 127.0.0.1, required),
+//   SIG_PORT_B (page B's server, default SIG_PORT: fleet_call.sh puts the
+//   two pages on two servers sharing a Redis),
 //   TURN_PORT (required), CHROMIUM_BIN (default /usr/lib/chromium/chromium),
 //   CALL_TIMEOUT_MS (default 60000).
 // Options: --count, --fail-all REASON.
@@ -201,10 +203,11 @@ async function main() {
   }
 
   const room = 'e2e-' + crypto.randomBytes(4).toString('hex');
-  const url = `http://127.0.0.1:${port}/?room=${room}&relay=1`;
+  const portB = Number(process.env.SIG_PORT_B || port);
   const pages = [];
   const logs = [[], []];
   for (const [i, name] of [[0, 'page-a'], [1, 'page-b']]) {
+    const url = `http://127.0.0.1:${i === 0 ? port : portB}/?room=${room}&relay=1`;
     try {
       const ctx = await browser.newContext();
       const page = await ctx.newPage();
