@@ -90,6 +90,10 @@ static const char *const deny_samples[][3] = {
 	{ "fc00::", "fd12:3456::1", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
 	{ "fe80::", "fe80::1", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
 	{ "ff00::", "ff02::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
+	/* IPv4-translated (RFC 2765), documentation (RFC 9637), site-local (RFC 3879) */
+	{ "::ffff:0:0.0.0.0", "::ffff:0:8.8.8.8", "::ffff:0:255.255.255.255" },
+	{ "3fff::", "3fff:abc::1", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff" },
+	{ "fec0::", "fec0::1", "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
 };
 
 static void test_default_deny_ranges(void **state)
@@ -109,7 +113,8 @@ static void test_public_permitted(void **state)
 		"192.169.0.0", "198.17.255.255", "198.20.0.0", "203.0.112.255", "203.0.114.0",
 		"223.255.255.255",
 		"2606:4700::1", "2001:200::", "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "2003::1",
-		"2620:0:1::1", "64:ff9b:0:1::", "fbff::1", "fec0::1", "::ffff:8.8.8.8", "::8.8.4.4",
+		"2620:0:1::1", "64:ff9b:0:1::", "fbff::1", "3ffe:ffff::1", "3fff:1000::", "::ffff:8.8.8.8", "::8.8.4.4",
+		"::fffe:0:8.8.8.8", "::1:ffff:0:808:808",
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		assert_permitted(*state, ok[i]);
@@ -236,6 +241,8 @@ static void test_allow_loopback(void **state)
 	assert_permitted(p, "127.255.255.255");
 	assert_permitted(p, "::1");
 	assert_permitted(p, "::ffff:127.0.0.1");
+	/* IPv4-translated is never a loopback spelling: refused all the same */
+	assert_refused(p, "::ffff:0:127.0.0.1");
 	assert_refused(p, "10.0.0.1");
 	assert_refused(p, "::");
 	assert_refused(p, "169.254.169.254");
