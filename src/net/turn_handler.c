@@ -480,6 +480,11 @@ static void handle_channel_data(struct worker *w, struct turn_alloc *a, const ui
 		return;
 	if ((c = turn_alloc_chan_by_number(a, number, worker_now())) == NULL)
 		return;
+	/* A binding outlives its peer's permission (600 s against 300 s
+	 * unless refreshed): without a live permission nothing is sent
+	 * (RFC 8656 §9, §12.4). */
+	if (!turn_alloc_perm_ok(a, &c->peer, worker_now()))
+		return;
 	if (!limits_bps_pass(w, a->io, STATS_TO_PEER, dlen))
 		return;
 	if (worker_relay_send(a, &c->peer, buf + TURN_CHANNEL_HDR, dlen) == 0)
@@ -497,6 +502,10 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 	size_t hdr, i, n;
 	uint8_t *start;
 
+	/* Permission first, channel or not (RFC 8656 §9, §12.5): a channel
+	 * binding can outlive the permission of its peer. */
+	if (!turn_alloc_perm_ok(a, peer, now))
+		return;
 	if ((c = turn_alloc_chan_by_peer(a, peer, now)) != NULL && len <= UINT16_MAX) {
 		if (!limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
 			return;
@@ -516,7 +525,7 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 			count_to_client(w, a, len);
 		return;
 	}
-	if (!turn_alloc_perm_ok(a, peer, now) || !limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
+	if (!limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
 		return;
 	/* Data indication: header, XOR-PEER-ADDRESS and the DATA attribute
 	 * header go into the headroom, in front of the payload. */
