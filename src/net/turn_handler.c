@@ -3,6 +3,7 @@
  * (Send/Data), §12 (ChannelBind, ChannelData). Credentials: turn_auth.c. */
 #include "net/turn_handler.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,6 +492,38 @@ static void handle_channel_data(struct worker *w, struct turn_alloc *a, const ui
 		count_to_peer(w, a, dlen);
 }
 
+/* Largest datagram a client can receive on its transport: a UDP payload
+ * over IPv4 (65,535 - 20 - 8) or IPv6 (65,535 - 8), bytes; a stream has no
+ * datagram limit, only the 16-bit length fields of the framing. */
+static size_t client_max_datagram(const struct relay *rl)
+{
+	if (rl->o.conn != NULL)
+		return SIZE_MAX;
+	return rl->o.client.family == STUN_AF_IPV6 ? 65527 : 65507;
+}
+
+/* 1 when len payload bytes from peer fit the client's transport as
+ * ChannelData (chan) or as a Data indication: the 16-bit length fields and
+ * the UDP datagram limit. Else counts the drop and returns 0: a length that
+ * wraps would corrupt a TCP stream and never reaches a UDP client. */
+static int fits_client(struct worker *w, const struct relay *rl, const struct stun_addr *peer, size_t len,
+		       int chan)
+{
+	size_t body, total;
+
+	if (chan) {
+		body = len; /* padding is sent over streams only (§12.5) */
+		total = TURN_CHANNEL_HDR + (rl->o.conn != NULL ? (len + 3) & ~(size_t)3 : len);
+	} else {
+		body = 4 + (peer->family == STUN_AF_IPV6 ? 20 : 8) + 4 + ((len + 3) & ~(size_t)3);
+		total = STUN_HEADER_LEN + body;
+	}
+	if (body <= UINT16_MAX && total <= client_max_datagram(rl))
+		return 1;
+	STAT_INC(w->stats.refused[STATS_REFUSE_TOO_BIG]);
+	return 0;
+}
+
 void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer, uint8_t *buf,
 		      size_t len)
 {
@@ -506,8 +539,8 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 	 * binding can outlive the permission of its peer. */
 	if (!turn_alloc_perm_ok(a, peer, now))
 		return;
-	if ((c = turn_alloc_chan_by_peer(a, peer, now)) != NULL && len <= UINT16_MAX) {
-		if (!limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
+	if ((c = turn_alloc_chan_by_peer(a, peer, now)) != NULL) {
+		if (!fits_client(w, rl, peer, len, 1) || !limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
 			return;
 		/* ChannelData: 4-byte header in the headroom, no copy. Padding
 		 * is optional over UDP, so none is sent there; over TCP it is
@@ -525,7 +558,7 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 			count_to_client(w, a, len);
 		return;
 	}
-	if (!limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
+	if (!fits_client(w, rl, peer, len, 0) || !limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
 		return;
 	/* Data indication: header, XOR-PEER-ADDRESS and the DATA attribute
 	 * header go into the headroom, in front of the payload. */
