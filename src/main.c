@@ -291,6 +291,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
+	selfaddr_init(&srv.self, &srv, &cfg);
 	if ((srv.users = auth_users_new(cfg.realm, cfg.users, cfg.n_users)) == NULL ||
 	    auth_nonce_init(&srv.nonce, (uint32_t)cfg.stale_nonce) < 0)
 		fatalx("cannot set up credentials");

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "net/limits.h"
 #include "net/netaddr.h"
+#include "net/selfaddr.h"
 #include "net/turn_auth.h"
 #include "net/turn_req.h"
 #include "turn/turn_policy.h"
@@ -412,6 +413,17 @@ static void handle_channel_bind(struct req *r)
 		turn_req_error(r, code);
 		return;
 	}
+	/* A channel names a port: never one of the server's own (selfaddr.h). */
+	if (selfaddr_refuses(&r->w->srv->self, &peer)) {
+		char ps[NETADDR_STRLEN];
+
+		STAT_INC(r->w->stats.refused[STATS_REFUSE_OWN_ADDRESS]);
+		if (worker_log_ok(r->w))
+			log_info("user %s: ChannelBind to own address %s refused", LOG_ESC(r->alloc->username),
+				 netaddr_str(&peer, ps));
+		turn_req_error(r, 403);
+		return;
+	}
 	switch (turn_alloc_chan_bind(r->alloc, number, &peer, worker_now(), (uint32_t)cfg->channel_lifetime,
 				     (uint32_t)cfg->permission_lifetime)) {
 	case TURN_CHAN_OK:
@@ -466,6 +478,11 @@ static void handle_send(struct worker *w, struct turn_alloc *a, const struct stu
 	 * the policy allowed, so this also enforces the policy for Send. */
 	if (!turn_alloc_perm_ok(a, &peer, worker_now()))
 		return;
+	/* Permissions name IPs only; the port is checked here (selfaddr.h). */
+	if (selfaddr_refuses(&w->srv->self, &peer)) {
+		STAT_INC(w->stats.refused[STATS_REFUSE_OWN_ADDRESS]);
+		return;
+	}
 	if (!limits_bps_pass(w, a->io, STATS_TO_PEER, data->len))
 		return;
 	if (worker_relay_send(a, &peer, data->val, data->len) == 0)

@@ -19,6 +19,7 @@
 #include "auth/auth_nonce.h"
 #include "auth/auth_users.h"
 #include "config.h"
+#include "net/selfaddr.h"
 #include "net/stats.h"
 #include "stun/stun_msg.h"
 #include "turn/turn_alloc.h"
@@ -56,6 +57,7 @@ struct server {
 	_Atomic int nconns;                    /* open TCP/TLS client connections */
 	_Atomic int draining;                  /* SIGUSR1 / POST /drain: refuse new allocations (508) */
 	struct limits *limits;                 /* quotas and per-IP rates (net/limits.h), own locks */
+	struct selfaddr self;                  /* own IPs and ports the relay refuses (net/selfaddr.h) */
 };
 
 /* One UDP listening socket of a worker. */
