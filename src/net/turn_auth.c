@@ -114,6 +114,40 @@ void turn_cancel_pending(struct worker *w, const struct stream_conn *conn)
 	}
 }
 
+size_t turn_auth_algorithms(const struct config *cfg, uint8_t out[8])
+{
+	int first = cfg->redis_userdb != NULL ? STUN_PW_ALG_MD5 : STUN_PW_ALG_SHA256;
+	int second = first == STUN_PW_ALG_MD5 ? STUN_PW_ALG_SHA256 : STUN_PW_ALG_MD5;
+
+	/* Each entry: algorithm (16 bits), parameters length (16 bits, 0). */
+	memset(out, 0, 8);
+	out[1] = (uint8_t)first;
+	out[5] = (uint8_t)second;
+	return 8;
+}
+
+/* The password algorithm of a request under the nonce cookie (RFC 8489
+ * §9.2.4): MD5 with neither PASSWORD-ALGORITHM nor PASSWORD-ALGORITHMS;
+ * otherwise both must be present, PASSWORD-ALGORITHMS must be the list the
+ * server sent and PASSWORD-ALGORITHM one of its entries. Returns the
+ * algorithm, or -1 (400: a bid-down attempt or a broken client). */
+static int request_pw_alg(const struct req *r)
+{
+	const struct stun_attr *alg = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHM);
+	const struct stun_attr *algs = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHMS);
+	uint8_t ours[8];
+	size_t n = turn_auth_algorithms(r->w->srv->cfg, ours), i;
+
+	if (alg == NULL && algs == NULL)
+		return STUN_PW_ALG_MD5;
+	if (alg == NULL || algs == NULL || alg->len != 4 || algs->len != n || memcmp(algs->val, ours, n) != 0)
+		return -1;
+	for (i = 0; i < n; i += 4)
+		if (memcmp(alg->val, ours + i, 4) == 0)
+			return (alg->val[0] << 8) | alg->val[1];
+	return -1;
+}
+
 /* Counts an authentication failure of kind why (STATS_AUTH_*). */
 static void auth_fail(struct req *r, int why)
 {
@@ -150,16 +184,31 @@ static void auth_with_key(struct req *r, const uint8_t *key, size_t keylen)
 	turn_req_authenticated(r);
 }
 
+/* The key of a REST API name under secret for the request's password
+ * algorithm (MD5 or SHA-256 of "username:realm:password", RFC 8489 §9.2.2).
+ * Returns its length, or -1. */
+static int rest_key(const struct req *r, const char *secret, uint8_t key[32])
+{
+	char pw[AUTH_REST_PASSWORD_LEN + 1];
+
+	if (request_pw_alg(r) != STUN_PW_ALG_SHA256)
+		return auth_rest_key(secret, r->username, r->w->srv->cfg->realm, key) == 0 ? AUTH_REST_KEY_LEN : -1;
+	if (auth_rest_password(secret, r->username, pw) < 0)
+		return -1;
+	return stun_long_term_key(STUN_PW_ALG_SHA256, r->username, r->w->srv->cfg->realm, pw, key);
+}
+
 /* Tries each REST API secret; 1 when one matched (request finished). */
 static int rest_try(struct req *r, const char *const *secrets, size_t n)
 {
-	uint8_t key[AUTH_REST_KEY_LEN];
+	uint8_t key[32];
 	size_t i;
+	int len;
 
 	for (i = 0; i < n; i++) {
-		if (auth_rest_key(secrets[i], r->username, r->w->srv->cfg->realm, key) == 0 &&
-		    stun_msg_check_integrity(&r->m, key, sizeof(key)) == 1) {
-			auth_with_key(r, key, sizeof(key));
+		if ((len = rest_key(r, secrets[i], key)) > 0 &&
+		    stun_msg_check_integrity(&r->m, key, (size_t)len) == 1) {
+			auth_with_key(r, key, (size_t)len);
 			return 1;
 		}
 	}
@@ -255,7 +304,7 @@ static void auth_rest(struct req *r)
 static int auth_precheck(struct req *r, int *pw_alg)
 {
 	const struct server *srv = r->w->srv;
-	const struct stun_attr *user, *uhash, *realm, *nonce, *alg;
+	const struct stun_attr *user, *uhash, *realm, *nonce;
 	const char *name;
 
 	if (r->m.mi_off == 0 && r->m.mi256_off == 0) {
@@ -271,7 +320,9 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		turn_req_error(r, 400);
 		return -1;
 	}
-	if (auth_nonce_check(&srv->nonce, worker_wallclock(), r->client, nonce->val, nonce->len) < 0) {
+	if (nonce->len <= TURN_NONCE_COOKIE_LEN || memcmp(nonce->val, TURN_NONCE_COOKIE, TURN_NONCE_COOKIE_LEN) != 0 ||
+	    auth_nonce_check(&srv->nonce, worker_wallclock(), r->client, nonce->val + TURN_NONCE_COOKIE_LEN,
+			     nonce->len - TURN_NONCE_COOKIE_LEN) < 0) {
 		auth_fail(r, STATS_AUTH_STALE_NONCE);
 		turn_req_challenge(r, 438);
 		return -1;
@@ -280,9 +331,11 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		turn_req_challenge(r, 401);
 		return -1;
 	}
-	*pw_alg = STUN_PW_ALG_MD5;
-	if ((alg = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHM)) != NULL && alg->len >= 2)
-		*pw_alg = (alg->val[0] << 8) | alg->val[1];
+	if ((*pw_alg = request_pw_alg(r)) < 0) {
+		log_debug("PASSWORD-ALGORITHM(S) missing or not as offered");
+		turn_req_error(r, 400);
+		return -1;
+	}
 	if (user != NULL) {
 		if (user->len > TURN_USERNAME_MAX || memchr(user->val, '\0', user->len) != NULL) {
 			auth_fail(r, STATS_AUTH_UNKNOWN_USER);
@@ -316,10 +369,7 @@ void turn_auth_request(struct req *r)
 		return;
 	if (cfg->use_auth_secret && auth_rest_parse(r->username, cfg->rest_api_separator, &(uint64_t){ 0 }, NULL,
 						    NULL) == 0) {
-		if (pw_alg != STUN_PW_ALG_MD5)
-			turn_req_challenge(r, 401);
-		else
-			auth_rest(r);
+		auth_rest(r);
 		return;
 	}
 	keylen = auth_users_key(srv->users, (const uint8_t *)r->username, strlen(r->username), pw_alg, key);

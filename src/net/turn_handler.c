@@ -75,7 +75,9 @@ void turn_req_challenge(struct req *r, int code)
 {
 	const struct server *srv = r->w->srv;
 	struct stun_builder b;
-	char nonce[AUTH_NONCE_LEN + 1];
+	char nonce[TURN_NONCE_COOKIE_LEN + AUTH_NONCE_LEN + 1];
+	uint8_t algs[8];
+	size_t nalgs;
 
 	r->keylen = 0;
 	/* unauthorized-rate-per-ip: over it, no answer at all (a 401 costs
@@ -83,11 +85,15 @@ void turn_req_challenge(struct req *r, int code)
 	if (code == 401 && !limits_rate_ok(r->w, r->client, TURN_RATE_UNAUTH))
 		return;
 	turn_req_count(r, code);
-	auth_nonce_make(&srv->nonce, worker_wallclock(), r->client, nonce);
+	memcpy(nonce, TURN_NONCE_COOKIE, TURN_NONCE_COOKIE_LEN);
+	auth_nonce_make(&srv->nonce, worker_wallclock(), r->client, nonce + TURN_NONCE_COOKIE_LEN);
 	turn_req_begin(r, &b, STUN_CLASS_ERROR);
 	stun_build_error(&b, code, NULL);
 	stun_build_str(&b, STUN_ATTR_REALM, srv->cfg->realm);
 	stun_build_str(&b, STUN_ATTR_NONCE, nonce);
+	/* The cookie's "Password algorithms" bit promises this list (§9.2.1). */
+	nalgs = turn_auth_algorithms(srv->cfg, algs);
+	stun_build_attr(&b, STUN_ATTR_PASSWORD_ALGORITHMS, algs, nalgs);
 	turn_req_send(r, &b);
 }
 
