@@ -23,6 +23,7 @@
 #include "signal/signal_server.h"
 #include "net/worker.h"
 #include "proc.h"
+#include "stun/stun_prep.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -292,6 +293,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	selfaddr_init(&srv.self, &srv, &cfg);
+	for (i = 0; i < (int)cfg.n_users; i++) {
+		char prep[1024];
+
+		/* RFC 8489 §9.2.2: OpaqueString (stun_prep.h) refuses it, so no key */
+		if (stun_opaque_string(cfg.users[i].password, prep, sizeof(prep)) < 0 ||
+		    stun_opaque_string(cfg.realm, prep, sizeof(prep)) < 0) {
+			fprintf(stderr, "turnstone: user '%s': the password or realm is empty, has control characters "
+					"or is not UTF-8\n", cfg.users[i].name);
+			config_free(&cfg);
+			return 2;
+		}
+	}
 	if ((srv.users = auth_users_new(cfg.realm, cfg.users, cfg.n_users)) == NULL ||
 	    auth_nonce_init(&srv.nonce, (uint32_t)cfg.stale_nonce) < 0)
 		fatalx("cannot set up credentials");

@@ -11,6 +11,7 @@
 #include "auth/auth_redis.h"
 #include "auth/auth_rest.h"
 #include "log.h"
+#include "stun/stun_prep.h"
 
 #define TURN_MAX_PENDING 4096 /* requests a worker keeps waiting for Redis */
 
@@ -337,7 +338,9 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		return -1;
 	}
 	if (user != NULL) {
-		if (user->len > TURN_USERNAME_MAX || memchr(user->val, '\0', user->len) != NULL) {
+		/* The client prepared USERNAME (OpaqueString, RFC 8489 §14.3): bad
+		 * UTF-8 or control characters name no user. */
+		if (user->len > TURN_USERNAME_MAX || !stun_opaque_ok(user->val, user->len)) {
 			auth_fail(r, STATS_AUTH_UNKNOWN_USER);
 			turn_req_challenge(r, 401);
 			return -1;

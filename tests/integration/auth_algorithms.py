@@ -159,6 +159,39 @@ def t_redis_order():
         check_eq(algs, algs_value(MD5, SHA256), "PASSWORD-ALGORITHMS with redis-userdb")
 
 
+@tap.case("OpaqueString (RFC 8265): USERNAME with a control character or bad UTF-8 -> 401; "
+          "a non-ASCII space in a configured password maps to U+0020")
+def t_opaque():
+    srv = server("main")
+    for bad in (b"ali\x07ce", b"alice\xff"):
+        with srv.client("alice") as c:
+            nonce, _ = challenge(c)
+            attrs = [tc.Attr.requested_transport(), tc.Attr.raw(tc.USERNAME, bad), tc.Attr.realm(REALM),
+                     tc.Attr.nonce(nonce)]
+            raw, tid = tc.build(tc.ALLOCATE, tc.REQUEST, attrs, key=tc.long_term_key("alice", REALM, "secret"))
+            r = c.transact(raw, tid)
+            check(r.cls == tc.ERROR and r.error_code() == 401, "USERNAME %r: expected 401, got %r" % (bad, r))
+    s = tc.Server(realm=REALM, users=(("dora", "two\u00a0words"),))
+    try:
+        s.start()
+        # the client prepared the password: NO-BREAK SPACE became a space
+        with tc.TurnClient(s.addr, "dora", "two words") as c:
+            r = c.allocate()
+            check(r.cls == tc.SUCCESS, "prepared password: %r" % r)
+    finally:
+        s.stop()
+        s.cleanup_log()
+
+
+@tap.case("A configured password with a control character: start-up refused (exit 2)")
+def t_opaque_config():
+    p = tc.subprocess.run([tc.turnstone_bin(), "--no-signaling", "--listening-ip=127.0.0.1",
+                           "--listening-port=%d" % tc.free_udp_port(), "--realm=%s" % REALM,
+                           "--user=eve:bad\x01pw"], capture_output=True, text=True, timeout=10)
+    check_eq(p.returncode, 2, "exit status")
+    check("user 'eve'" in p.stderr, "error names the user: %r" % p.stderr)
+
+
 def main():
     try:
         return tap.run()
