@@ -170,20 +170,65 @@ static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
 	return 0;
 }
 
+/* The relayed address clients are told for bound (external-ip's public
+ * part replaces the IP when the family matches). */
+static struct stun_addr advertised(const struct server *srv, const struct stun_addr *bound)
+{
+	struct stun_addr a = *bound;
+
+	if (srv->ext_public.family == bound->family)
+		memcpy(a.ip, srv->ext_public.ip, sizeof(a.ip));
+	return a;
+}
+
+/* Dual allocation (RFC 8656 §7.2): opens a's IPv6 relayed address next to
+ * its IPv4 one. Returns 0 (a->relay2 set), or the code for the answer's
+ * ADDRESS-ERROR-CODE: 440 (no IPv6 relay address), 508 (no port or no
+ * descriptor). The allocation itself succeeds either way. */
+static int allocate_second(struct req *r, struct turn_alloc *a)
+{
+	struct stun_addr ip, bound;
+
+	if (relay_bind_ip(r, STUN_AF_IPV6, &ip) < 0)
+		return 440;
+	if (worker_relay_open_second(r->w, a, &ip, &bound) < 0)
+		return 508;
+	a->relay2 = advertised(r->w->srv, &bound);
+	return 0;
+}
+
+/* ADDRESS-ERROR-CODE (RFC 8656 §18.10): family, reserved, class, number,
+ * reason: why the ADDITIONAL-ADDRESS-FAMILY was not allocated. */
+static void build_address_error(struct stun_builder *b, uint8_t family, int code)
+{
+	const char *reason = stun_error_reason(code);
+	uint8_t v[4 + 128];
+	size_t n = strlen(reason);
+
+	if (n > sizeof(v) - 4)
+		n = sizeof(v) - 4;
+	v[0] = family;
+	v[1] = 0;
+	v[2] = (uint8_t)(code / 100);
+	v[3] = (uint8_t)(code % 100);
+	memcpy(v + 4, reason, n);
+	stun_build_attr(b, TURN_ATTR_ADDRESS_ERROR_CODE, v, 4 + n);
+}
+
 static void handle_allocate(struct req *r)
 {
 	struct worker *w = r->w;
 	const struct server *srv = w->srv;
 	const struct config *cfg = srv->cfg;
-	const struct stun_attr *tr, *fam, *even, *token;
+	const struct stun_attr *tr, *fam, *even, *token, *add;
 	struct stun_addr bound, relayed;
 	struct relay_req rq;
-	int rc;
+	int rc, add_err = 0;
 	struct stun_builder b;
 	struct turn_alloc *a;
 	uint8_t family = STUN_AF_IPV4;
 	uint32_t lifetime;
-	char cs[NETADDR_STRLEN], rs[NETADDR_STRLEN];
+	char cs[NETADDR_STRLEN], rs[NETADDR_STRLEN], rs2[NETADDR_STRLEN];
 	size_t n;
 
 	if (r->alloc != NULL) {
@@ -214,9 +259,12 @@ static void handle_allocate(struct req *r)
 	fam = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
 	even = stun_msg_find(&r->m, TURN_ATTR_EVEN_PORT);
 	token = stun_msg_find(&r->m, TURN_ATTR_RESERVATION_TOKEN);
+	add = stun_msg_find(&r->m, TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY);
 	/* A token names an existing reservation: it cannot be combined with
-	 * EVEN-PORT or an address family (§7.2). */
-	if (token != NULL && (even != NULL || fam != NULL)) {
+	 * EVEN-PORT or an address family (§7.2). ADDITIONAL-ADDRESS-FAMILY can
+	 * only ask for IPv6 (next to the default IPv4). */
+	if ((token != NULL && (even != NULL || fam != NULL || add != NULL)) ||
+	    (add != NULL && (add->len != 4 || add->val[0] != STUN_AF_IPV6))) {
 		turn_req_error(r, 400);
 		return;
 	}
@@ -266,11 +314,10 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, 508);
 		return;
 	}
-	relayed = bound;
-	if (srv->ext_public.family == bound.family) {
-		memcpy(relayed.ip, srv->ext_public.ip, sizeof(relayed.ip));
-	}
+	relayed = advertised(srv, &bound);
 	a->relay = relayed;
+	if (add != NULL)
+		add_err = allocate_second(r, a);
 	a->expires = worker_now() + lifetime;
 	memcpy(a->username, r->username, sizeof(a->username));
 	memcpy(a->key, r->key, sizeof(a->key));
@@ -279,14 +326,19 @@ static void handle_allocate(struct req *r)
 	turn_req_count(r, 200);
 	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_xor_addr(&b, TURN_ATTR_XOR_RELAYED_ADDRESS, &relayed);
+	if (a->relay2.family != 0)
+		stun_build_xor_addr(&b, TURN_ATTR_XOR_RELAYED_ADDRESS, &a->relay2);
+	else if (add_err != 0)
+		build_address_error(&b, STUN_AF_IPV6, add_err);
 	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
 	stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, r->client);
 	if (rq.reserve)
 		stun_build_attr(&b, TURN_ATTR_RESERVATION_TOKEN, rq.token_out, sizeof(rq.token_out));
 	if ((n = turn_req_send(r, &b)) > 0)
 		turn_alloc_cache_response(a, r->m.tid, b.buf, n);
-	log_info("allocation: user %s client %s relay %s lifetime %us", LOG_ESC(a->username), netaddr_str(r->client, cs),
-		 netaddr_str(&relayed, rs), lifetime);
+	log_info("allocation: user %s client %s relay %s%s%s lifetime %us", LOG_ESC(a->username),
+		 netaddr_str(r->client, cs), netaddr_str(&relayed, rs), a->relay2.family != 0 ? " and " : "",
+		 a->relay2.family != 0 ? netaddr_str(&a->relay2, rs2) : "", lifetime);
 }
 
 /* ---- Refresh, CreatePermission, ChannelBind ----------------------------- */
@@ -303,7 +355,8 @@ static void handle_refresh(struct req *r)
 		return;
 	}
 	fam = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
-	if (fam != NULL && (fam->len != 4 || fam->val[0] != r->alloc->relay.family)) {
+	if (fam != NULL && (fam->len != 4 || (fam->val[0] != r->alloc->relay.family &&
+					      (r->alloc->relay2.family == 0 || fam->val[0] != r->alloc->relay2.family)))) {
 		turn_req_error(r, 443);
 		return;
 	}
@@ -311,6 +364,14 @@ static void handle_refresh(struct req *r)
 	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
 	n = turn_req_send(r, &b);
+	/* Dual allocation: LIFETIME 0 with REQUESTED-ADDRESS-FAMILY deletes
+	 * that family's relayed address only (RFC 8656 §7.3); the other one
+	 * keeps the allocation's lifetime. */
+	if (lifetime == 0 && fam != NULL && worker_relay_close_family(r->alloc, fam->val[0]) == 0) {
+		if (n > 0)
+			turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
+		return;
+	}
 	if (lifetime == 0) {
 		worker_alloc_free(r->w, r->alloc);
 		r->alloc = NULL;
@@ -327,7 +388,8 @@ static int check_peer(struct req *r, const struct stun_attr *a, struct stun_addr
 {
 	if (stun_attr_xor_addr(&r->m, a, peer) < 0)
 		return 400;
-	if (peer->family != r->alloc->relay.family)
+	if (peer->family != r->alloc->relay.family &&
+	    (r->alloc->relay2.family == 0 || peer->family != r->alloc->relay2.family))
 		return 443;
 	if (!turn_policy_permits(r->w->srv->cfg->policy, peer)) {
 		char ps[NETADDR_STRLEN];

@@ -8,7 +8,10 @@
 - a peer datagram too large for a Data indication / ChannelData on the
   client's transport is dropped and counted, never sent with a wrapped length;
 - the relay never sends to the server's own listening ports (a TURN loop
-  through the server itself), even with allow-loopback-peers.
+  through the server itself), even with allow-loopback-peers;
+- dual allocation (ADDITIONAL-ADDRESS-FAMILY, section 7.2): an IPv4 and an
+  IPv6 relayed address under one allocation, ADDRESS-ERROR-CODE when the
+  IPv6 one fails, Refresh with REQUESTED-ADDRESS-FAMILY deleting one family.
 
 Network rule: every datagram goes to 127.0.0.1 or ::1.
 """
@@ -36,6 +39,9 @@ def server(kind):
     if kind not in _servers:
         if kind == "admin6":
             s = ah.admin_server(allow_loopback=True, ipv6=True)
+        elif kind in ("v6", "v6quota"):
+            s = tc.Server(allow_loopback=True, ipv6=True,
+                          extra=["--user-quota=1"] if kind == "v6quota" else [])
         else:
             s = tc.Server(**{
                 "main": dict(allow_loopback=True),
@@ -209,6 +215,108 @@ def t_relay_to_relay():
         a.send_channel(0x4003, b"a-to-b")
         got = b.recv_data()
         check(got is not None and got[2] == b"a-to-b", "B got A's data: %r" % (got,))
+
+
+# ------------------------------------------------------------ dual allocation
+
+ADDITIONAL_ADDRESS_FAMILY = 0x8000
+ADDRESS_ERROR_CODE = 0x8001
+
+
+def additional(fam=2):
+    return tc.Attr.raw(ADDITIONAL_ADDRESS_FAMILY, struct.pack("!B3x", fam))
+
+
+def relayed_all(r):
+    return [tc.decode_xor_addr(v, r.tid) for at, v, _ in r.attrs if at == tc.XOR_RELAYED_ADDRESS]
+
+
+def can_bind6(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        s.bind(("::1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+@tap.case("Dual allocation: IPv4 and IPv6 relayed addresses, each family relays through its own socket")
+def t_dual():
+    srv = server("v6")
+    with srv.client("alice") as c, peer_socket() as p4, peer_socket("::1") as p6:
+        r = c.allocate(extra=[additional()])
+        check(r.cls == tc.SUCCESS, "dual Allocate: %r" % r)
+        rel = relayed_all(r)
+        check_eq([a[0] for a in rel], ["127.0.0.1", "::1"], "XOR-RELAYED-ADDRESS families")
+        r4, r6 = rel
+        a4, a6 = p4.getsockname(), p6.getsockname()[:2]
+        expect_success(c.create_permission(a4, a6), "CreatePermission IPv4 + IPv6 peers")
+        c.send_indication(a4, b"to-v4")
+        data, src = recv_from(p4)
+        check_eq((data, tuple(src)), (b"to-v4", tuple(r4)), "IPv4 peer: payload and source")
+        c.send_indication(a6, b"to-v6")
+        data, src = recv_from(p6)
+        check(data == b"to-v6" and src[:2] == tuple(r6), "IPv6 peer: %r from %r" % (data, src))
+        p6.sendto(b"from-v6", r6)
+        got = c.recv_data()
+        check(got is not None and got[0] == "ind" and got[2] == b"from-v6" and got[1][0] == "::1",
+              "Data indication from the IPv6 peer: %r" % (got,))
+        expect_success(c.channel_bind(0x4444, a6), "ChannelBind to the IPv6 peer")
+        c.send_channel(0x4444, b"chan-v6")
+        data, src = recv_from(p6)
+        check(data == b"chan-v6" and src[:2] == tuple(r6), "ChannelData to the IPv6 peer: %r" % (data,))
+        p6.sendto(b"chan-back", r6)
+        got = c.recv_data()
+        check(got is not None and got[:2] == ("chan", 0x4444) and got[2] == b"chan-back",
+              "ChannelData from the IPv6 peer: %r" % (got,))
+        # delete the IPv6 half only (section 7.3)
+        fam6 = tc.Attr.raw(tc.REQUESTED_ADDRESS_FAMILY, struct.pack("!B3x", 2))
+        r = c.auth_request(tc.REFRESH, [tc.Attr.lifetime(0), fam6])[0]
+        check(r.cls == tc.SUCCESS, "Refresh(0) IPv6 only: %r" % r)
+        check(can_bind6(r6[1]), "IPv6 relayed port still bound after its deletion")
+        expect_error(c.create_permission(a6), 443, "CreatePermission IPv6 after the IPv6 half is gone")
+        r = c.auth_request(tc.REFRESH, [tc.Attr.lifetime(600), fam6])[0]
+        expect_error(r, 443, "Refresh with the deleted family")
+        c.send_indication(a4, b"v4-still")
+        data, _ = recv_from(p4)
+        check_eq(data, b"v4-still", "IPv4 half still relays")
+        expect_success(c.refresh(0), "Refresh(0) the rest")
+
+
+@tap.case("Dual allocation: ADDITIONAL-ADDRESS-FAMILY IPv4, or with REQUESTED-ADDRESS-FAMILY -> 400")
+def t_dual_bad():
+    srv = server("v6")
+    with srv.client("alice") as c:
+        expect_error(c.allocate(extra=[additional(1)]), 400, "ADDITIONAL-ADDRESS-FAMILY IPv4")
+    with srv.client("alice") as c:
+        fam6 = tc.Attr.raw(tc.REQUESTED_ADDRESS_FAMILY, struct.pack("!B3x", 2))
+        expect_error(c.allocate(extra=[additional(), fam6]), 400, "with REQUESTED-ADDRESS-FAMILY")
+
+
+@tap.case("Dual allocation on a server without IPv6: IPv4 only, ADDRESS-ERROR-CODE 440 for IPv6")
+def t_dual_no_v6():
+    srv = server("main")
+    with srv.client("alice") as c:
+        r = c.allocate(extra=[additional()])
+        check(r.cls == tc.SUCCESS, "dual Allocate without IPv6: %r" % r)
+        check_eq([a[0] for a in relayed_all(r)], ["127.0.0.1"], "relayed addresses")
+        v = r.get(ADDRESS_ERROR_CODE)
+        check(v is not None and v[0] == 2 and v[2] * 100 + v[3] == 440,
+              "ADDRESS-ERROR-CODE: %r" % (v,))
+        expect_success(c.refresh(0), "Refresh(0)")
+
+
+@tap.case("Dual allocation counts as one allocation for user-quota=1")
+def t_dual_quota():
+    srv = server("v6quota")
+    with srv.client("alice") as c, srv.client("alice") as c2:
+        r = c.allocate(extra=[additional()])
+        check(r.cls == tc.SUCCESS and len(relayed_all(r)) == 2, "dual Allocate under user-quota=1: %r" % r)
+        expect_error(c2.allocate(), 486, "second allocation of the user")
+        expect_success(c.refresh(0), "Refresh(0)")
+        expect_success(c2.allocate(), "allocation after the dual one ended")
 
 
 def main():
