@@ -338,15 +338,23 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		return -1;
 	}
 	if (user != NULL) {
-		/* The client prepared USERNAME (OpaqueString, RFC 8489 §14.3): bad
-		 * UTF-8 or control characters name no user. */
-		if (user->len > TURN_USERNAME_MAX || !stun_opaque_ok(user->val, user->len)) {
+		if (user->len > TURN_USERNAME_MAX || memchr(user->val, '\0', user->len) != NULL) {
 			auth_fail(r, STATS_AUTH_UNKNOWN_USER);
 			turn_req_challenge(r, 401);
 			return -1;
 		}
 		memcpy(r->username, user->val, user->len);
 		r->username[user->len] = '\0';
+		/* The client prepared USERNAME (OpaqueString, RFC 8489 §14.3): bad
+		 * UTF-8 or control characters name no user. */
+		if (!stun_opaque_ok(user->val, user->len)) {
+			auth_fail(r, STATS_AUTH_UNKNOWN_USER);
+			if (worker_log_ok(r->w))
+				log_info("authentication failed: unknown user '%s' (not an OpaqueString)",
+					 LOG_ESC(r->username));
+			turn_req_challenge(r, 401);
+			return -1;
+		}
 		return 0;
 	}
 	if (uhash->len != 32 || (name = auth_users_by_userhash(srv->users, uhash->val)) == NULL) {
