@@ -1,22 +1,19 @@
 /* selfaddr.c -- the server's own addresses and ports (see selfaddr.h). */
 #include "net/selfaddr.h"
 
-#include <ifaddrs.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "config.h"
-#include "net/netaddr.h"
-#include "net/worker.h"
 #include "turn/turn_policy.h"
 
-static void add_ip(struct selfaddr *s, const struct stun_addr *a)
+void selfaddr_add_ip(struct selfaddr *s, const struct stun_addr *a)
 {
+	static const uint8_t zero[16];
 	size_t i, n = a->family == STUN_AF_IPV6 ? 16 : 4;
 
 	if (a->family != STUN_AF_IPV4 && a->family != STUN_AF_IPV6)
 		return;
-	if (netaddr_is_any(a))
+	if (memcmp(a->ip, zero, n) == 0) /* wildcard */
 		return;
 	for (i = 0; i < s->nip; i++)
 		if (s->ip[i].family == a->family && memcmp(s->ip[i].ip, a->ip, n) == 0)
@@ -31,27 +28,9 @@ static void add_port(struct selfaddr *s, int port)
 		s->port[s->nport++] = (uint16_t)port;
 }
 
-void selfaddr_init(struct selfaddr *s, const struct server *srv, const struct config *cfg)
+void selfaddr_init(struct selfaddr *s, const struct config *cfg)
 {
-	struct ifaddrs *ifs, *i;
-	struct stun_addr a;
-	size_t k;
-
 	memset(s, 0, sizeof(*s));
-	for (k = 0; k < srv->nlisten; k++)
-		add_ip(s, &srv->listen[k]);
-	add_ip(s, &srv->relay_v4);
-	add_ip(s, &srv->relay_v6);
-	add_ip(s, &srv->ext_public);
-	add_ip(s, &srv->ext_private);
-	/* Wildcard listeners and relays bound to the address a client reached
-	 * make every interface address an own address. */
-	if (getifaddrs(&ifs) == 0) {
-		for (i = ifs; i != NULL; i = i->ifa_next)
-			if (i->ifa_addr != NULL && netaddr_from_sockaddr(&a, i->ifa_addr) == 0)
-				add_ip(s, &a);
-		freeifaddrs(ifs);
-	}
 	add_port(s, cfg->listening_port);
 	add_port(s, cfg->tls_listening_port);
 	if (cfg->prometheus)

@@ -8,7 +8,7 @@
  * allow-loopback-peers, an own IP is reachable only on the relay port range,
  * so two relay-only clients of one server still reach each other's relayed
  * addresses, while other services on the server's public address are not
- * reachable through it. Filled once at start; read-only afterwards.
+ * reachable through it. Filled once at start; read-only afterwards. Pure.
  */
 #ifndef TURNSTONE_SELFADDR_H
 #define TURNSTONE_SELFADDR_H
@@ -21,7 +21,6 @@
 #define SELFADDR_MAX_IPS 64
 #define SELFADDR_MAX_PORTS 8
 
-struct server;
 struct config;
 
 struct selfaddr {
@@ -33,13 +32,17 @@ struct selfaddr {
 	int loopback_ok;                       /* allow-loopback-peers */
 };
 
-/* Fills s from srv's listening, relay and external addresses, the host's
- * interface addresses (getifaddrs; addresses added later are not seen) and
- * cfg's ports. Never fails: a full table keeps the first entries. */
-void selfaddr_init(struct selfaddr *s, const struct server *srv, const struct config *cfg);
+/* Empties s and takes cfg's ports (listening, TLS, admin when on, signaling
+ * when on), relay port range and allow-loopback-peers. */
+void selfaddr_init(struct selfaddr *s, const struct config *cfg);
 
-/* 1 when the relay must not send to peer (IP and port, network-independent
- * host-order port in peer->port), else 0. IPv4 spelled as IPv6 (mapped,
+/* Adds an own IP (port ignored; wildcards and repeats skipped; a full table
+ * keeps the first SELFADDR_MAX_IPS). main.c adds the listening, relay and
+ * external IPs and the host's interface addresses at start. */
+void selfaddr_add_ip(struct selfaddr *s, const struct stun_addr *a);
+
+/* 1 when the relay must not send to peer (IP and peer->port, host order),
+ * else 0. IPv4 spelled as IPv6 (mapped,
  * compatible, NAT64, 6to4) counts as that IPv4 address. */
 int selfaddr_refuses(const struct selfaddr *s, const struct stun_addr *peer);
 

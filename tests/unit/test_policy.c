@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "config.h"
+#include "net/selfaddr.h"
 #include "turn/turn_policy.h"
 
 /* Builds a stun_addr from an IP literal; fails the test when it does not parse. */
@@ -259,6 +261,68 @@ static void test_odd_family_refused(void **state)
 	assert_int_equal(turn_policy_permits(NULL, &a), 0);
 }
 
+/* The relay's own-address rule (net/selfaddr.h), both settings of
+ * allow-loopback-peers; 203.0.113.7 plays the server's public address. */
+static struct stun_addr addr_port(const char *s, uint16_t port)
+{
+	struct stun_addr a = addr(s);
+
+	a.port = port;
+	return a;
+}
+
+static void test_selfaddr(void **state)
+{
+	struct config cfg;
+	struct selfaddr s;
+	struct stun_addr own = addr("203.0.113.7"), any = addr("0.0.0.0"), a;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.listening_port = 3478;
+	cfg.tls_listening_port = 5349;
+	cfg.min_port = 49152;
+	cfg.max_port = 65535;
+	cfg.allow_loopback_peers = 0;
+	selfaddr_init(&s, &cfg);
+	selfaddr_add_ip(&s, &own);
+	selfaddr_add_ip(&s, &own); /* repeat: once */
+	selfaddr_add_ip(&s, &any); /* wildcard: skipped */
+	assert_int_equal(s.nip, 1);
+	/* own listening ports: refused on own IPs, loopback included */
+	a = addr_port("203.0.113.7", 3478);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	a = addr_port("127.0.0.5", 5349);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	a = addr_port("::ffff:203.0.113.7", 3478);
+	a.family = STUN_AF_IPV6;
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	/* the relay range of an own IP stays reachable (relay-only calls) */
+	a = addr_port("203.0.113.7", 50000);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+	/* other ports of own IPs: refused without allow-loopback-peers */
+	a = addr_port("203.0.113.7", 22);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	a = addr_port("::1", 6379);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	/* not own: anything goes (the peer policy decides) */
+	a = addr_port("198.51.100.1", 3478);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+	a = addr_port("2001:db8::7", 22);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+
+	cfg.allow_loopback_peers = 1;
+	selfaddr_init(&s, &cfg);
+	selfaddr_add_ip(&s, &own);
+	a = addr_port("127.0.0.1", 3478);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	a = addr_port("127.0.0.1", 40000);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+	a = addr_port("203.0.113.7", 22);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +336,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_specs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_family_refused, setup, teardown),
+		cmocka_unit_test(test_selfaddr),
 	};
 	return cmocka_run_group_tests_name("turn_policy", tests, NULL, NULL);
 }
