@@ -246,12 +246,19 @@ static void on_redis_key(void *arg, int status, const uint8_t *key)
 
 	pending_unlink(p);
 	if (pending_req(p, &r) == 0) {
-		if (status < 0)
+		int sha256 = request_pw_alg(&r) == STUN_PW_ALG_SHA256;
+
+		if (status < 0) {
 			redis_unavailable(&r);
-		else if (status > 0)
+		} else if (status > 0 && sha256) {
+			/* Maybe a user with an MD5 key only: not a deleted one. */
+			auth_fail(&r, STATS_AUTH_UNKNOWN_USER);
+			turn_req_challenge(&r, 401);
+		} else if (status > 0) {
 			credential_gone(&r, STATS_AUTH_UNKNOWN_USER);
-		else
-			auth_with_key(&r, key, 16);
+		} else {
+			auth_with_key(&r, key, sha256 ? 32 : 16);
+		}
 	}
 	free(p);
 }
@@ -271,8 +278,12 @@ static void park_and_ask(struct req *r, int secrets)
 		turn_req_error(r, 500);
 		return;
 	}
-	rc = secrets ? auth_redis_get_secrets(r->w->redis, realm, on_redis_secrets, p)
-		     : auth_redis_get_key(r->w->redis, realm, r->username, on_redis_key, p);
+	if (secrets)
+		rc = auth_redis_get_secrets(r->w->redis, realm, on_redis_secrets, p);
+	else if (request_pw_alg(r) == STUN_PW_ALG_SHA256)
+		rc = auth_redis_get_key_sha256(r->w->redis, realm, r->username, on_redis_key, p);
+	else
+		rc = auth_redis_get_key(r->w->redis, realm, r->username, on_redis_key, p);
 	if (rc < 0) {
 		pending_unlink(p);
 		free(p);
@@ -388,14 +399,14 @@ void turn_auth_request(struct req *r)
 		auth_with_key(r, key, (size_t)keylen);
 		return;
 	}
-	if (r->w->redis == NULL || pw_alg != STUN_PW_ALG_MD5) {
+	if (r->w->redis == NULL) {
 		auth_fail(r, STATS_AUTH_UNKNOWN_USER);
 		if (worker_log_ok(r->w))
 			log_info("authentication failed: unknown user '%s'", LOG_ESC(r->username));
 		turn_req_challenge(r, 401);
 		return;
 	}
-	if (auth_redis_cached_key(r->w->redis, cfg->realm, r->username, key) == 0) {
+	if (pw_alg == STUN_PW_ALG_MD5 && auth_redis_cached_key(r->w->redis, cfg->realm, r->username, key) == 0) {
 		auth_with_key(r, key, 16);
 		return;
 	}
