@@ -3,7 +3,7 @@
 #   scripts/deps.sh          build + run dependencies
 #   scripts/deps.sh --test   also what the test suite uses (coturn's client
 #                            tools, Chromium, Node.js, Python 3, promtool
-#                            from prometheus)
+#                            from prometheus, Go and pion/turn)
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev"
@@ -15,6 +15,8 @@ if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs systemd groff-base util-linux"
 	# tests/docker/image.sh builds and runs docker/Dockerfile
 	pkgs="$pkgs podman debootstrap"
+	# tests/integration/pion.sh: pion/turn's client, built offline in GOPATH mode
+	pkgs="$pkgs golang-go golang-github-pion-turn.v2-dev"
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <ifaddrs.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/ssl.h>
@@ -23,6 +24,7 @@
 #include "signal/signal_server.h"
 #include "net/worker.h"
 #include "proc.h"
+#include "stun/stun_prep.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -175,6 +177,33 @@ static int server_addresses(struct server *srv, const struct config *cfg, char *
 	return 0;
 }
 
+/* The server's own addresses for the relay's self check (net/selfaddr.h):
+ * listening, relay and external IPs and, since wildcard listeners and relays
+ * bound to the address a client reached make them own too, every interface
+ * address at start. */
+static void server_self_addrs(struct server *srv, const struct config *cfg)
+{
+	struct ifaddrs *ifs, *i;
+	struct stun_addr a;
+	size_t k;
+
+	selfaddr_init(&srv->self, cfg);
+	for (k = 0; k < srv->nlisten; k++)
+		selfaddr_add_ip(&srv->self, &srv->listen[k]);
+	selfaddr_add_ip(&srv->self, &srv->relay_v4);
+	selfaddr_add_ip(&srv->self, &srv->relay_v6);
+	selfaddr_add_ip(&srv->self, &srv->ext_public);
+	selfaddr_add_ip(&srv->self, &srv->ext_private);
+	if (getifaddrs(&ifs) < 0) {
+		log_warn("getifaddrs: interface addresses not known as own");
+		return;
+	}
+	for (i = ifs; i != NULL; i = i->ifa_next)
+		if (i->ifa_addr != NULL && netaddr_from_sockaddr(&a, i->ifa_addr) == 0)
+			selfaddr_add_ip(&srv->self, &a);
+	freeifaddrs(ifs);
+}
+
 /* Sets up the workers and binds their sockets (threads not started yet, so
  * that privileges can be dropped in between). Returns 0 or -1. */
 static int init_workers(struct server *srv, char *err, size_t errlen)
@@ -290,6 +319,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "turnstone: %s\n", err);
 		config_free(&cfg);
 		return 2;
+	}
+	server_self_addrs(&srv, &cfg);
+	for (i = 0; i < (int)cfg.n_users; i++) {
+		char prep[1024];
+
+		/* RFC 8489 §9.2.2: OpaqueString (stun_prep.h) refuses it, so no key */
+		if (stun_opaque_string(cfg.users[i].password, prep, sizeof(prep)) < 0 ||
+		    stun_opaque_string(cfg.realm, prep, sizeof(prep)) < 0) {
+			fprintf(stderr, "turnstone: user '%s': the password or realm is empty, has control characters "
+					"or is not UTF-8\n", cfg.users[i].name);
+			config_free(&cfg);
+			return 2;
+		}
 	}
 	if ((srv.users = auth_users_new(cfg.realm, cfg.users, cfg.n_users)) == NULL ||
 	    auth_nonce_init(&srv.nonce, (uint32_t)cfg.stale_nonce) < 0)

@@ -193,9 +193,13 @@ static int cmd_user_add(struct admin *a, char **args)
 		errx_msg("user add: --password is required (and must not be empty)");
 		return EXIT_USAGE;
 	}
+	/* OpaqueString (RFC 8265) refuses control characters and bad UTF-8 */
+	if (stun_long_term_key(STUN_PW_ALG_MD5, user, a->realm, a->password, key) < 0) {
+		errx_msg("user add: password or realm is not a valid OpaqueString (control characters, bad UTF-8)");
+		return EXIT_USAGE;
+	}
 	if ((rc = admin_connect(a)) != 0)
 		return rc;
-	stun_long_term_key(STUN_PW_ALG_MD5, user, a->realm, a->password, key);
 	for (i = 0; i < 16; i++)
 		snprintf(hex + 2 * i, 3, "%02x", key[i]);
 	if (a->given & OPT_TTL)

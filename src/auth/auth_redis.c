@@ -216,8 +216,9 @@ struct req {
 	int done;                  /* callback delivered or cancelled */
 	int status;                /* for an answer known before any command */
 	int stage;                 /* REQ_KEY: 0 GET .../key, 1 GET .../password */
+	int sha256;                /* REQ_KEY: a SHA-256 key (32 bytes): from .../password only */
 	uint64_t sent_us;          /* monotonic time the last command was sent (latency metric) */
-	uint8_t key[16];
+	uint8_t key[32];           /* 16 bytes used for MD5 */
 	char *realm, *user;
 	char **secrets;
 	size_t nsecrets;
@@ -780,14 +781,17 @@ static int key_from_reply(struct req *q, const redisReply *rep)
 			  LOG_ESC(q->user), LOG_ESC(q->realm));
 		return 1;
 	}
-	/* coturn's plain-text fallback: .../password */
+	/* coturn's plain-text fallback: .../password (the only source of a
+	 * SHA-256 key: .../key holds MD5) */
 	{
 		uint8_t k[32];
-		int n = stun_long_term_key(STUN_PW_ALG_MD5, q->user, q->realm, rep->str, k);
+		int want = q->sha256 ? 32 : 16;
+		int n = stun_long_term_key(q->sha256 ? STUN_PW_ALG_SHA256 : STUN_PW_ALG_MD5, q->user, q->realm,
+					   rep->str, k);
 
-		memcpy(q->key, k, 16);
+		memcpy(q->key, k, (size_t)want);
 		OPENSSL_cleanse(k, sizeof(k));
-		return n == 16 ? 0 : -1;
+		return n == want ? 0 : -1;
 	}
 }
 
@@ -818,12 +822,14 @@ static void on_key_reply(redisAsyncContext *ac, void *reply, void *privdata)
 			return;
 		st = -1;
 	}
-	if (st == 0)
+	if (st == 0 && !q->sha256) /* the cache holds MD5 keys */
 		cache_put(r, q->realm, q->user, q->key);
 	req_finish(q, st);
 }
 
-int auth_redis_get_key(struct auth_redis *r, const char *realm, const char *user, auth_redis_key_cb *cb, void *arg)
+/* auth_redis_get_key and auth_redis_get_key_sha256. */
+static int get_key(struct auth_redis *r, const char *realm, const char *user, int sha256, auth_redis_key_cb *cb,
+		   void *arg)
 {
 	struct req *q;
 	struct timeval tv;
@@ -833,7 +839,9 @@ int auth_redis_get_key(struct auth_redis *r, const char *realm, const char *user
 	if ((q = req_new(r, REQ_KEY, realm, user, arg)) == NULL)
 		return -1;
 	q->kcb = cb;
-	if (auth_redis_cached_key(r, realm, user, q->key) == 0) {
+	q->sha256 = sha256;
+	q->stage = sha256; /* SHA-256: straight to .../password */
+	if (!sha256 && auth_redis_cached_key(r, realm, user, q->key) == 0) {
 		req_answer_later(q, 0);
 	} else if (r->lookup.state == CONN_DOWN || key_send(q) < 0) {
 		req_answer_later(q, -1);
@@ -842,6 +850,17 @@ int auth_redis_get_key(struct auth_redis *r, const char *realm, const char *user
 		evtimer_add(q->timer, &tv);
 	}
 	return 0;
+}
+
+int auth_redis_get_key(struct auth_redis *r, const char *realm, const char *user, auth_redis_key_cb *cb, void *arg)
+{
+	return get_key(r, realm, user, 0, cb, arg);
+}
+
+int auth_redis_get_key_sha256(struct auth_redis *r, const char *realm, const char *user, auth_redis_key_cb *cb,
+			      void *arg)
+{
+	return get_key(r, realm, user, 1, cb, arg);
 }
 
 static void on_secrets_reply(redisAsyncContext *ac, void *reply, void *privdata)

@@ -84,6 +84,13 @@ void auth_redis_free(struct auth_redis *r);
 int auth_redis_get_key(struct auth_redis *r, const char *realm, const char *user, auth_redis_key_cb *cb,
 		       void *arg);
 
+/* The same for a SHA-256 key (RFC 8489 §9.2.2, PASSWORD-ALGORITHM SHA-256;
+ * the callback's key is then 32 bytes): only from the plain-text
+ * .../password, since .../key holds an MD5 key; never cached. A user with
+ * only .../key is "not found" (status 1). */
+int auth_redis_get_key_sha256(struct auth_redis *r, const char *realm, const char *user, auth_redis_key_cb *cb,
+			      void *arg);
+
 /* Copies user's cached key into key without a request. Returns 0 when a
  * fresh entry exists, -1 otherwise. Lets the server skip parking a request. */
 int auth_redis_cached_key(struct auth_redis *r, const char *realm, const char *user, uint8_t key[16]);

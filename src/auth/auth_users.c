@@ -13,6 +13,7 @@ struct auth_user {
 	uint8_t md5[32];    /* 16 used; sized for stun_long_term_key */
 	uint8_t sha256[32];
 	uint8_t userhash[32];
+	int usable;         /* 0: OpaqueString refused the password or realm */
 };
 
 struct auth_users {
@@ -40,8 +41,8 @@ struct auth_users *auth_users_new(const char *realm, const struct config_user *u
 			return NULL;
 		}
 		e->namelen = strlen(e->name);
-		stun_long_term_key(STUN_PW_ALG_MD5, users[i].name, realm, users[i].password, e->md5);
-		stun_long_term_key(STUN_PW_ALG_SHA256, users[i].name, realm, users[i].password, e->sha256);
+		e->usable = stun_long_term_key(STUN_PW_ALG_MD5, users[i].name, realm, users[i].password, e->md5) > 0 &&
+			    stun_long_term_key(STUN_PW_ALG_SHA256, users[i].name, realm, users[i].password, e->sha256) > 0;
 		stun_userhash(users[i].name, realm, e->userhash);
 	}
 	u->n = n;
@@ -71,6 +72,8 @@ int auth_users_key(const struct auth_users *u, const uint8_t *name, size_t namel
 
 		if (e->namelen != namelen || memcmp(e->name, name, namelen) != 0)
 			continue;
+		if (!e->usable)
+			return -1;
 		if (alg == STUN_PW_ALG_MD5) {
 			memcpy(key, e->md5, 16);
 			return 16;

@@ -42,6 +42,9 @@ enum {
 	STATS_REFUSE_BPS_CAPACITY,  /* datagrams dropped by bps-capacity */
 	STATS_REFUSE_NO_FD,         /* 508: EMFILE/ENFILE on a relay socket */
 	STATS_REFUSE_DRAINING,      /* 508: draining */
+	/* issue 12: protocol corners */
+	STATS_REFUSE_TOO_BIG,       /* peer datagram too large for Data/ChannelData to the client */
+	STATS_REFUSE_OWN_ADDRESS,   /* Send/ChannelBind to the server's own listening ports */
 	STATS_NREFUSE
 };
 

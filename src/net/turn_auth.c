@@ -11,6 +11,7 @@
 #include "auth/auth_redis.h"
 #include "auth/auth_rest.h"
 #include "log.h"
+#include "stun/stun_prep.h"
 
 #define TURN_MAX_PENDING 4096 /* requests a worker keeps waiting for Redis */
 
@@ -114,6 +115,40 @@ void turn_cancel_pending(struct worker *w, const struct stream_conn *conn)
 	}
 }
 
+size_t turn_auth_algorithms(const struct config *cfg, uint8_t out[8])
+{
+	int first = cfg->redis_userdb != NULL ? STUN_PW_ALG_MD5 : STUN_PW_ALG_SHA256;
+	int second = first == STUN_PW_ALG_MD5 ? STUN_PW_ALG_SHA256 : STUN_PW_ALG_MD5;
+
+	/* Each entry: algorithm (16 bits), parameters length (16 bits, 0). */
+	memset(out, 0, 8);
+	out[1] = (uint8_t)first;
+	out[5] = (uint8_t)second;
+	return 8;
+}
+
+/* The password algorithm of a request under the nonce cookie (RFC 8489
+ * §9.2.4): MD5 with neither PASSWORD-ALGORITHM nor PASSWORD-ALGORITHMS;
+ * otherwise both must be present, PASSWORD-ALGORITHMS must be the list the
+ * server sent and PASSWORD-ALGORITHM one of its entries. Returns the
+ * algorithm, or -1 (400: a bid-down attempt or a broken client). */
+static int request_pw_alg(const struct req *r)
+{
+	const struct stun_attr *alg = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHM);
+	const struct stun_attr *algs = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHMS);
+	uint8_t ours[8];
+	size_t n = turn_auth_algorithms(r->w->srv->cfg, ours), i;
+
+	if (alg == NULL && algs == NULL)
+		return STUN_PW_ALG_MD5;
+	if (alg == NULL || algs == NULL || alg->len != 4 || algs->len != n || memcmp(algs->val, ours, n) != 0)
+		return -1;
+	for (i = 0; i < n; i += 4)
+		if (memcmp(alg->val, ours + i, 4) == 0)
+			return (alg->val[0] << 8) | alg->val[1];
+	return -1;
+}
+
 /* Counts an authentication failure of kind why (STATS_AUTH_*). */
 static void auth_fail(struct req *r, int why)
 {
@@ -150,16 +185,31 @@ static void auth_with_key(struct req *r, const uint8_t *key, size_t keylen)
 	turn_req_authenticated(r);
 }
 
+/* The key of a REST API name under secret for the request's password
+ * algorithm (MD5 or SHA-256 of "username:realm:password", RFC 8489 §9.2.2).
+ * Returns its length, or -1. */
+static int rest_key(const struct req *r, const char *secret, uint8_t key[32])
+{
+	char pw[AUTH_REST_PASSWORD_LEN + 1];
+
+	if (request_pw_alg(r) != STUN_PW_ALG_SHA256)
+		return auth_rest_key(secret, r->username, r->w->srv->cfg->realm, key) == 0 ? AUTH_REST_KEY_LEN : -1;
+	if (auth_rest_password(secret, r->username, pw) < 0)
+		return -1;
+	return stun_long_term_key(STUN_PW_ALG_SHA256, r->username, r->w->srv->cfg->realm, pw, key);
+}
+
 /* Tries each REST API secret; 1 when one matched (request finished). */
 static int rest_try(struct req *r, const char *const *secrets, size_t n)
 {
-	uint8_t key[AUTH_REST_KEY_LEN];
+	uint8_t key[32];
 	size_t i;
+	int len;
 
 	for (i = 0; i < n; i++) {
-		if (auth_rest_key(secrets[i], r->username, r->w->srv->cfg->realm, key) == 0 &&
-		    stun_msg_check_integrity(&r->m, key, sizeof(key)) == 1) {
-			auth_with_key(r, key, sizeof(key));
+		if ((len = rest_key(r, secrets[i], key)) > 0 &&
+		    stun_msg_check_integrity(&r->m, key, (size_t)len) == 1) {
+			auth_with_key(r, key, (size_t)len);
 			return 1;
 		}
 	}
@@ -196,12 +246,19 @@ static void on_redis_key(void *arg, int status, const uint8_t *key)
 
 	pending_unlink(p);
 	if (pending_req(p, &r) == 0) {
-		if (status < 0)
+		int sha256 = request_pw_alg(&r) == STUN_PW_ALG_SHA256;
+
+		if (status < 0) {
 			redis_unavailable(&r);
-		else if (status > 0)
+		} else if (status > 0 && sha256) {
+			/* Maybe a user with an MD5 key only: not a deleted one. */
+			auth_fail(&r, STATS_AUTH_UNKNOWN_USER);
+			turn_req_challenge(&r, 401);
+		} else if (status > 0) {
 			credential_gone(&r, STATS_AUTH_UNKNOWN_USER);
-		else
-			auth_with_key(&r, key, 16);
+		} else {
+			auth_with_key(&r, key, sha256 ? 32 : 16);
+		}
 	}
 	free(p);
 }
@@ -221,8 +278,12 @@ static void park_and_ask(struct req *r, int secrets)
 		turn_req_error(r, 500);
 		return;
 	}
-	rc = secrets ? auth_redis_get_secrets(r->w->redis, realm, on_redis_secrets, p)
-		     : auth_redis_get_key(r->w->redis, realm, r->username, on_redis_key, p);
+	if (secrets)
+		rc = auth_redis_get_secrets(r->w->redis, realm, on_redis_secrets, p);
+	else if (request_pw_alg(r) == STUN_PW_ALG_SHA256)
+		rc = auth_redis_get_key_sha256(r->w->redis, realm, r->username, on_redis_key, p);
+	else
+		rc = auth_redis_get_key(r->w->redis, realm, r->username, on_redis_key, p);
 	if (rc < 0) {
 		pending_unlink(p);
 		free(p);
@@ -255,7 +316,7 @@ static void auth_rest(struct req *r)
 static int auth_precheck(struct req *r, int *pw_alg)
 {
 	const struct server *srv = r->w->srv;
-	const struct stun_attr *user, *uhash, *realm, *nonce, *alg;
+	const struct stun_attr *user, *uhash, *realm, *nonce;
 	const char *name;
 
 	if (r->m.mi_off == 0 && r->m.mi256_off == 0) {
@@ -271,7 +332,9 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		turn_req_error(r, 400);
 		return -1;
 	}
-	if (auth_nonce_check(&srv->nonce, worker_wallclock(), r->client, nonce->val, nonce->len) < 0) {
+	if (nonce->len <= TURN_NONCE_COOKIE_LEN || memcmp(nonce->val, TURN_NONCE_COOKIE, TURN_NONCE_COOKIE_LEN) != 0 ||
+	    auth_nonce_check(&srv->nonce, worker_wallclock(), r->client, nonce->val + TURN_NONCE_COOKIE_LEN,
+			     nonce->len - TURN_NONCE_COOKIE_LEN) < 0) {
 		auth_fail(r, STATS_AUTH_STALE_NONCE);
 		turn_req_challenge(r, 438);
 		return -1;
@@ -280,9 +343,11 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		turn_req_challenge(r, 401);
 		return -1;
 	}
-	*pw_alg = STUN_PW_ALG_MD5;
-	if ((alg = stun_msg_find(&r->m, STUN_ATTR_PASSWORD_ALGORITHM)) != NULL && alg->len >= 2)
-		*pw_alg = (alg->val[0] << 8) | alg->val[1];
+	if ((*pw_alg = request_pw_alg(r)) < 0) {
+		log_debug("PASSWORD-ALGORITHM(S) missing or not as offered");
+		turn_req_error(r, 400);
+		return -1;
+	}
 	if (user != NULL) {
 		if (user->len > TURN_USERNAME_MAX || memchr(user->val, '\0', user->len) != NULL) {
 			auth_fail(r, STATS_AUTH_UNKNOWN_USER);
@@ -291,6 +356,16 @@ static int auth_precheck(struct req *r, int *pw_alg)
 		}
 		memcpy(r->username, user->val, user->len);
 		r->username[user->len] = '\0';
+		/* The client prepared USERNAME (OpaqueString, RFC 8489 §14.3): bad
+		 * UTF-8 or control characters name no user. */
+		if (!stun_opaque_ok(user->val, user->len)) {
+			auth_fail(r, STATS_AUTH_UNKNOWN_USER);
+			if (worker_log_ok(r->w))
+				log_info("authentication failed: unknown user '%s' (not an OpaqueString)",
+					 LOG_ESC(r->username));
+			turn_req_challenge(r, 401);
+			return -1;
+		}
 		return 0;
 	}
 	if (uhash->len != 32 || (name = auth_users_by_userhash(srv->users, uhash->val)) == NULL) {
@@ -316,10 +391,7 @@ void turn_auth_request(struct req *r)
 		return;
 	if (cfg->use_auth_secret && auth_rest_parse(r->username, cfg->rest_api_separator, &(uint64_t){ 0 }, NULL,
 						    NULL) == 0) {
-		if (pw_alg != STUN_PW_ALG_MD5)
-			turn_req_challenge(r, 401);
-		else
-			auth_rest(r);
+		auth_rest(r);
 		return;
 	}
 	keylen = auth_users_key(srv->users, (const uint8_t *)r->username, strlen(r->username), pw_alg, key);
@@ -327,14 +399,14 @@ void turn_auth_request(struct req *r)
 		auth_with_key(r, key, (size_t)keylen);
 		return;
 	}
-	if (r->w->redis == NULL || pw_alg != STUN_PW_ALG_MD5) {
+	if (r->w->redis == NULL) {
 		auth_fail(r, STATS_AUTH_UNKNOWN_USER);
 		if (worker_log_ok(r->w))
 			log_info("authentication failed: unknown user '%s'", LOG_ESC(r->username));
 		turn_req_challenge(r, 401);
 		return;
 	}
-	if (auth_redis_cached_key(r->w->redis, cfg->realm, r->username, key) == 0) {
+	if (pw_alg == STUN_PW_ALG_MD5 && auth_redis_cached_key(r->w->redis, cfg->realm, r->username, key) == 0) {
 		auth_with_key(r, key, 16);
 		return;
 	}

@@ -4,6 +4,7 @@
 #include "net/turn_handler.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "net/limits.h"
 #include "net/netaddr.h"
+#include "net/selfaddr.h"
 #include "net/turn_auth.h"
 #include "net/turn_req.h"
 #include "turn/turn_policy.h"
@@ -74,7 +76,9 @@ void turn_req_challenge(struct req *r, int code)
 {
 	const struct server *srv = r->w->srv;
 	struct stun_builder b;
-	char nonce[AUTH_NONCE_LEN + 1];
+	char nonce[TURN_NONCE_COOKIE_LEN + AUTH_NONCE_LEN + 1];
+	uint8_t algs[8];
+	size_t nalgs;
 
 	r->keylen = 0;
 	/* unauthorized-rate-per-ip: over it, no answer at all (a 401 costs
@@ -82,11 +86,15 @@ void turn_req_challenge(struct req *r, int code)
 	if (code == 401 && !limits_rate_ok(r->w, r->client, TURN_RATE_UNAUTH))
 		return;
 	turn_req_count(r, code);
-	auth_nonce_make(&srv->nonce, worker_wallclock(), r->client, nonce);
+	memcpy(nonce, TURN_NONCE_COOKIE, TURN_NONCE_COOKIE_LEN);
+	auth_nonce_make(&srv->nonce, worker_wallclock(), r->client, nonce + TURN_NONCE_COOKIE_LEN);
 	turn_req_begin(r, &b, STUN_CLASS_ERROR);
 	stun_build_error(&b, code, NULL);
 	stun_build_str(&b, STUN_ATTR_REALM, srv->cfg->realm);
 	stun_build_str(&b, STUN_ATTR_NONCE, nonce);
+	/* The cookie's "Password algorithms" bit promises this list (§9.2.1). */
+	nalgs = turn_auth_algorithms(srv->cfg, algs);
+	stun_build_attr(&b, STUN_ATTR_PASSWORD_ALGORITHMS, algs, nalgs);
 	turn_req_send(r, &b);
 }
 
@@ -163,20 +171,65 @@ static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
 	return 0;
 }
 
+/* The relayed address clients are told for bound (external-ip's public
+ * part replaces the IP when the family matches). */
+static struct stun_addr advertised(const struct server *srv, const struct stun_addr *bound)
+{
+	struct stun_addr a = *bound;
+
+	if (srv->ext_public.family == bound->family)
+		memcpy(a.ip, srv->ext_public.ip, sizeof(a.ip));
+	return a;
+}
+
+/* Dual allocation (RFC 8656 §7.2): opens a's IPv6 relayed address next to
+ * its IPv4 one. Returns 0 (a->relay2 set), or the code for the answer's
+ * ADDRESS-ERROR-CODE: 440 (no IPv6 relay address), 508 (no port or no
+ * descriptor). The allocation itself succeeds either way. */
+static int allocate_second(struct req *r, struct turn_alloc *a)
+{
+	struct stun_addr ip, bound;
+
+	if (relay_bind_ip(r, STUN_AF_IPV6, &ip) < 0)
+		return 440;
+	if (worker_relay_open_second(r->w, a, &ip, &bound) < 0)
+		return 508;
+	a->relay2 = advertised(r->w->srv, &bound);
+	return 0;
+}
+
+/* ADDRESS-ERROR-CODE (RFC 8656 §18.10): family, reserved, class, number,
+ * reason: why the ADDITIONAL-ADDRESS-FAMILY was not allocated. */
+static void build_address_error(struct stun_builder *b, uint8_t family, int code)
+{
+	const char *reason = stun_error_reason(code);
+	uint8_t v[4 + 128];
+	size_t n = strlen(reason);
+
+	if (n > sizeof(v) - 4)
+		n = sizeof(v) - 4;
+	v[0] = family;
+	v[1] = 0;
+	v[2] = (uint8_t)(code / 100);
+	v[3] = (uint8_t)(code % 100);
+	memcpy(v + 4, reason, n);
+	stun_build_attr(b, TURN_ATTR_ADDRESS_ERROR_CODE, v, 4 + n);
+}
+
 static void handle_allocate(struct req *r)
 {
 	struct worker *w = r->w;
 	const struct server *srv = w->srv;
 	const struct config *cfg = srv->cfg;
-	const struct stun_attr *tr, *fam, *even, *token;
+	const struct stun_attr *tr, *fam, *even, *token, *add;
 	struct stun_addr bound, relayed;
 	struct relay_req rq;
-	int rc;
+	int rc, add_err = 0;
 	struct stun_builder b;
 	struct turn_alloc *a;
 	uint8_t family = STUN_AF_IPV4;
 	uint32_t lifetime;
-	char cs[NETADDR_STRLEN], rs[NETADDR_STRLEN];
+	char cs[NETADDR_STRLEN], rs[NETADDR_STRLEN], rs2[NETADDR_STRLEN];
 	size_t n;
 
 	if (r->alloc != NULL) {
@@ -207,9 +260,12 @@ static void handle_allocate(struct req *r)
 	fam = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
 	even = stun_msg_find(&r->m, TURN_ATTR_EVEN_PORT);
 	token = stun_msg_find(&r->m, TURN_ATTR_RESERVATION_TOKEN);
+	add = stun_msg_find(&r->m, TURN_ATTR_ADDITIONAL_ADDRESS_FAMILY);
 	/* A token names an existing reservation: it cannot be combined with
-	 * EVEN-PORT or an address family (§7.2). */
-	if (token != NULL && (even != NULL || fam != NULL)) {
+	 * EVEN-PORT or an address family (§7.2). ADDITIONAL-ADDRESS-FAMILY can
+	 * only ask for IPv6 (next to the default IPv4). */
+	if ((token != NULL && (even != NULL || fam != NULL || add != NULL)) ||
+	    (add != NULL && (add->len != 4 || add->val[0] != STUN_AF_IPV6))) {
 		turn_req_error(r, 400);
 		return;
 	}
@@ -259,11 +315,10 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, 508);
 		return;
 	}
-	relayed = bound;
-	if (srv->ext_public.family == bound.family) {
-		memcpy(relayed.ip, srv->ext_public.ip, sizeof(relayed.ip));
-	}
+	relayed = advertised(srv, &bound);
 	a->relay = relayed;
+	if (add != NULL)
+		add_err = allocate_second(r, a);
 	a->expires = worker_now() + lifetime;
 	memcpy(a->username, r->username, sizeof(a->username));
 	memcpy(a->key, r->key, sizeof(a->key));
@@ -272,14 +327,19 @@ static void handle_allocate(struct req *r)
 	turn_req_count(r, 200);
 	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_xor_addr(&b, TURN_ATTR_XOR_RELAYED_ADDRESS, &relayed);
+	if (a->relay2.family != 0)
+		stun_build_xor_addr(&b, TURN_ATTR_XOR_RELAYED_ADDRESS, &a->relay2);
+	else if (add_err != 0)
+		build_address_error(&b, STUN_AF_IPV6, add_err);
 	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
 	stun_build_xor_addr(&b, STUN_ATTR_XOR_MAPPED_ADDRESS, r->client);
 	if (rq.reserve)
 		stun_build_attr(&b, TURN_ATTR_RESERVATION_TOKEN, rq.token_out, sizeof(rq.token_out));
 	if ((n = turn_req_send(r, &b)) > 0)
 		turn_alloc_cache_response(a, r->m.tid, b.buf, n);
-	log_info("allocation: user %s client %s relay %s lifetime %us", LOG_ESC(a->username), netaddr_str(r->client, cs),
-		 netaddr_str(&relayed, rs), lifetime);
+	log_info("allocation: user %s client %s relay %s%s%s lifetime %us", LOG_ESC(a->username),
+		 netaddr_str(r->client, cs), netaddr_str(&relayed, rs), a->relay2.family != 0 ? " and " : "",
+		 a->relay2.family != 0 ? netaddr_str(&a->relay2, rs2) : "", lifetime);
 }
 
 /* ---- Refresh, CreatePermission, ChannelBind ----------------------------- */
@@ -296,7 +356,8 @@ static void handle_refresh(struct req *r)
 		return;
 	}
 	fam = stun_msg_find(&r->m, TURN_ATTR_REQUESTED_ADDRESS_FAMILY);
-	if (fam != NULL && (fam->len != 4 || fam->val[0] != r->alloc->relay.family)) {
+	if (fam != NULL && (fam->len != 4 || (fam->val[0] != r->alloc->relay.family &&
+					      (r->alloc->relay2.family == 0 || fam->val[0] != r->alloc->relay2.family)))) {
 		turn_req_error(r, 443);
 		return;
 	}
@@ -304,6 +365,14 @@ static void handle_refresh(struct req *r)
 	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
 	n = turn_req_send(r, &b);
+	/* Dual allocation: LIFETIME 0 with REQUESTED-ADDRESS-FAMILY deletes
+	 * that family's relayed address only (RFC 8656 §7.3); the other one
+	 * keeps the allocation's lifetime. */
+	if (lifetime == 0 && fam != NULL && worker_relay_close_family(r->alloc, fam->val[0]) == 0) {
+		if (n > 0)
+			turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
+		return;
+	}
 	if (lifetime == 0) {
 		worker_alloc_free(r->w, r->alloc);
 		r->alloc = NULL;
@@ -320,7 +389,8 @@ static int check_peer(struct req *r, const struct stun_attr *a, struct stun_addr
 {
 	if (stun_attr_xor_addr(&r->m, a, peer) < 0)
 		return 400;
-	if (peer->family != r->alloc->relay.family)
+	if (peer->family != r->alloc->relay.family &&
+	    (r->alloc->relay2.family == 0 || peer->family != r->alloc->relay2.family))
 		return 443;
 	if (!turn_policy_permits(r->w->srv->cfg->policy, peer)) {
 		char ps[NETADDR_STRLEN];
@@ -412,6 +482,17 @@ static void handle_channel_bind(struct req *r)
 		turn_req_error(r, code);
 		return;
 	}
+	/* A channel names a port: never one of the server's own (selfaddr.h). */
+	if (selfaddr_refuses(&r->w->srv->self, &peer)) {
+		char ps[NETADDR_STRLEN];
+
+		STAT_INC(r->w->stats.refused[STATS_REFUSE_OWN_ADDRESS]);
+		if (worker_log_ok(r->w))
+			log_info("user %s: ChannelBind to own address %s refused", LOG_ESC(r->alloc->username),
+				 netaddr_str(&peer, ps));
+		turn_req_error(r, 403);
+		return;
+	}
 	switch (turn_alloc_chan_bind(r->alloc, number, &peer, worker_now(), (uint32_t)cfg->channel_lifetime,
 				     (uint32_t)cfg->permission_lifetime)) {
 	case TURN_CHAN_OK:
@@ -466,6 +547,11 @@ static void handle_send(struct worker *w, struct turn_alloc *a, const struct stu
 	 * the policy allowed, so this also enforces the policy for Send. */
 	if (!turn_alloc_perm_ok(a, &peer, worker_now()))
 		return;
+	/* Permissions name IPs only; the port is checked here (selfaddr.h). */
+	if (selfaddr_refuses(&w->srv->self, &peer)) {
+		STAT_INC(w->stats.refused[STATS_REFUSE_OWN_ADDRESS]);
+		return;
+	}
 	if (!limits_bps_pass(w, a->io, STATS_TO_PEER, data->len))
 		return;
 	if (worker_relay_send(a, &peer, data->val, data->len) == 0)
@@ -481,10 +567,47 @@ static void handle_channel_data(struct worker *w, struct turn_alloc *a, const ui
 		return;
 	if ((c = turn_alloc_chan_by_number(a, number, worker_now())) == NULL)
 		return;
+	/* A binding outlives its peer's permission (600 s against 300 s
+	 * unless refreshed): without a live permission nothing is sent
+	 * (RFC 8656 §9, §12.4). */
+	if (!turn_alloc_perm_ok(a, &c->peer, worker_now()))
+		return;
 	if (!limits_bps_pass(w, a->io, STATS_TO_PEER, dlen))
 		return;
 	if (worker_relay_send(a, &c->peer, buf + TURN_CHANNEL_HDR, dlen) == 0)
 		count_to_peer(w, a, dlen);
+}
+
+/* Largest datagram a client can receive on its transport: a UDP payload
+ * over IPv4 (65,535 - 20 - 8) or IPv6 (65,535 - 8), bytes; a stream has no
+ * datagram limit, only the 16-bit length fields of the framing. */
+static size_t client_max_datagram(const struct relay *rl)
+{
+	if (rl->o.conn != NULL)
+		return SIZE_MAX;
+	return rl->o.client.family == STUN_AF_IPV6 ? 65527 : 65507;
+}
+
+/* 1 when len payload bytes from peer fit the client's transport as
+ * ChannelData (chan) or as a Data indication: the 16-bit length fields and
+ * the UDP datagram limit. Else counts the drop and returns 0: a length that
+ * wraps would corrupt a TCP stream and never reaches a UDP client. */
+static int fits_client(struct worker *w, const struct relay *rl, const struct stun_addr *peer, size_t len,
+		       int chan)
+{
+	size_t body, total;
+
+	if (chan) {
+		body = len; /* padding is sent over streams only (§12.5) */
+		total = TURN_CHANNEL_HDR + (rl->o.conn != NULL ? (len + 3) & ~(size_t)3 : len);
+	} else {
+		body = 4 + (peer->family == STUN_AF_IPV6 ? 20 : 8) + 4 + ((len + 3) & ~(size_t)3);
+		total = STUN_HEADER_LEN + body;
+	}
+	if (body <= UINT16_MAX && total <= client_max_datagram(rl))
+		return 1;
+	STAT_INC(w->stats.refused[STATS_REFUSE_TOO_BIG]);
+	return 0;
 }
 
 void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer, uint8_t *buf,
@@ -498,8 +621,12 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 	size_t hdr, i, n;
 	uint8_t *start;
 
-	if ((c = turn_alloc_chan_by_peer(a, peer, now)) != NULL && len <= UINT16_MAX) {
-		if (!limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
+	/* Permission first, channel or not (RFC 8656 §9, §12.5): a channel
+	 * binding can outlive the permission of its peer. */
+	if (!turn_alloc_perm_ok(a, peer, now))
+		return;
+	if ((c = turn_alloc_chan_by_peer(a, peer, now)) != NULL) {
+		if (!fits_client(w, rl, peer, len, 1) || !limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
 			return;
 		/* ChannelData: 4-byte header in the headroom, no copy. Padding
 		 * is optional over UDP, so none is sent there; over TCP it is
@@ -517,7 +644,7 @@ void turn_handle_peer(struct worker *w, struct turn_alloc *a, const struct stun_
 			count_to_client(w, a, len);
 		return;
 	}
-	if (!turn_alloc_perm_ok(a, peer, now) || !limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
+	if (!fits_client(w, rl, peer, len, 0) || !limits_bps_pass(w, rl, STATS_TO_CLIENT, len))
 		return;
 	/* Data indication: header, XOR-PEER-ADDRESS and the DATA attribute
 	 * header go into the headroom, in front of the payload. */

@@ -300,8 +300,14 @@ int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const 
 	struct relay *r = a->io;
 	struct sockaddr_storage to;
 	socklen_t tolen = netaddr_to_sockaddr(peer, &to);
+	int fd = r->fd;
 
-	return sendto(r->fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&to, tolen) < 0 ? -1 : 0;
+	if (peer->family != a->relay.family) {
+		if (r->ev2 == NULL || peer->family != a->relay2.family)
+			return -1;
+		fd = r->fd2;
+	}
+	return sendto(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&to, tolen) < 0 ? -1 : 0;
 }
 
 /* ---- sockets ----------------------------------------------------------- */
@@ -448,6 +454,7 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 		return -1;
 	}
 	r->fd = fd;
+	r->fd2 = -1; /* with ev2 NULL: no second socket */
 	r->o = *o;
 	r->alloc = a;
 	r->w = w;
@@ -473,6 +480,69 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 	return 0;
 }
 
+int worker_relay_open_second(struct worker *w, struct turn_alloc *a, const struct stun_addr *bind_ip,
+			     struct stun_addr *bound)
+{
+	struct relay *r = a->io;
+	struct stun_addr addr = *bind_ip;
+	int fd;
+
+	if (r == NULL || r->ev2 != NULL)
+		return -1;
+	if ((fd = relay_bind(w, &addr, 0, NULL)) < 0) {
+		if (errno == EMFILE || errno == ENFILE) {
+			STAT_INC(w->stats.refused[STATS_REFUSE_NO_FD]);
+			return -3;
+		}
+		return -1;
+	}
+	r->ev2 = event_new(w->base, fd, EV_READ | EV_PERSIST, relay_read, r);
+	if (r->ev2 == NULL || event_add(r->ev2, NULL) < 0) {
+		if (r->ev2 != NULL)
+			event_free(r->ev2);
+		r->ev2 = NULL;
+		close(fd);
+		return -1;
+	}
+	r->fd2 = fd;
+	*bound = addr;
+	return 0;
+}
+
+static void relay_close_second(struct relay *r)
+{
+	if (r->ev2 == NULL) /* none (calloc'd relays have ev2 NULL) */
+		return;
+	event_free(r->ev2);
+	close(r->fd2);
+	r->ev2 = NULL;
+	r->fd2 = -1;
+}
+
+int worker_relay_close_family(struct turn_alloc *a, uint8_t family)
+{
+	struct relay *r = a->io;
+
+	if (r == NULL || r->ev2 == NULL || a->relay2.family == 0)
+		return -1;
+	if (family == a->relay.family) {
+		/* The second socket becomes the first. */
+		struct event *ev = r->ev;
+		int fd = r->fd;
+
+		r->ev = r->ev2;
+		r->fd = r->fd2;
+		r->ev2 = ev;
+		r->fd2 = fd;
+		a->relay = a->relay2;
+	} else if (family != a->relay2.family) {
+		return -1;
+	}
+	relay_close_second(r);
+	memset(&a->relay2, 0, sizeof(a->relay2));
+	return 0;
+}
+
 static void relay_release(struct turn_alloc *a)
 {
 	struct relay *r = a->io;
@@ -488,6 +558,7 @@ static void relay_release(struct turn_alloc *a)
 		limits_alloc_release(r->w->srv, a->username);
 	event_free(r->ev);
 	close(r->fd);
+	relay_close_second(r);
 	free(r);
 	a->io = NULL;
 }

@@ -19,6 +19,7 @@
 #include "auth/auth_nonce.h"
 #include "auth/auth_users.h"
 #include "config.h"
+#include "net/selfaddr.h"
 #include "net/stats.h"
 #include "stun/stun_msg.h"
 #include "turn/turn_alloc.h"
@@ -57,6 +58,7 @@ struct server {
 	_Atomic int nconns;                    /* open TCP/TLS client connections */
 	_Atomic int draining;                  /* SIGUSR1 / POST /drain: refuse new allocations (508) */
 	struct limits *limits;                 /* quotas and per-IP rates (net/limits.h), own locks */
+	struct selfaddr self;                  /* own IPs and ports the relay refuses (net/selfaddr.h) */
 };
 
 /* One UDP listening socket of a worker. */
@@ -81,6 +83,10 @@ struct origin {
 struct relay {
 	int fd;
 	struct event *ev;
+	/* Dual allocation (RFC 8656 §7.2, ADDITIONAL-ADDRESS-FAMILY): the
+	 * socket of turn_alloc.relay2; ev2 is NULL when there is none. */
+	int fd2;
+	struct event *ev2;
 	struct origin o;           /* how to reach the client */
 	struct turn_alloc *alloc;
 	struct worker *w;
@@ -188,7 +194,22 @@ struct relay_req {
 int worker_relay_open(struct worker *w, const struct origin *o, struct turn_alloc *a, struct relay_req *rq,
 		      struct stun_addr *bound);
 
-/* Sends len bytes from a's relayed address to peer. Returns 0 or -1. */
+/* Dual allocation (RFC 8656 §7.2): binds a second relay socket for a, of
+ * bind_ip's family, on a free port of min-port..max-port, and stores the
+ * bound address in *bound. a must have its first socket already (and keeps
+ * one allocation's quota and gauge). Returns 0, -1 (no port: 508) or -3 (out
+ * of descriptors). */
+int worker_relay_open_second(struct worker *w, struct turn_alloc *a, const struct stun_addr *bind_ip,
+			     struct stun_addr *bound);
+
+/* Closes a's relayed address of family (RFC 8656 §7.3: Refresh with
+ * REQUESTED-ADDRESS-FAMILY and LIFETIME 0) when a has both; the other one
+ * becomes a->relay. Returns 0, or -1 when a has no second address (the
+ * caller frees the whole allocation instead). */
+int worker_relay_close_family(struct turn_alloc *a, uint8_t family);
+
+/* Sends len bytes from a's relayed address of peer's family to peer.
+ * Returns 0 or -1. */
 int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const void *buf, size_t len);
 
 /* Closes a's relay socket, removes a from the table and frees it. */

@@ -6,6 +6,7 @@
  * libcrypto (EVP); CRC-32 for FINGERPRINT is computed here.
  */
 #include "stun/stun_msg.h"
+#include "stun/stun_prep.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -459,7 +460,8 @@ int stun_msg_check_integrity(const struct stun_msg *m, const uint8_t *key, size_
 int stun_long_term_key(int alg, const char *username, const char *realm, const char *password,
 		       uint8_t out[32])
 {
-	const char *parts[5] = { username, ":", realm, ":", password };
+	char prealm[1024], ppw[1024];
+	const char *parts[5] = { username, ":", prealm, ":", ppw };
 	const EVP_MD *md;
 
 	if (alg == STUN_PW_ALG_MD5)
@@ -469,6 +471,9 @@ int stun_long_term_key(int alg, const char *username, const char *realm, const c
 	else
 		return -1;
 	if (username == NULL || realm == NULL || password == NULL)
+		return -1;
+	/* key = H(username ":" OpaqueString(realm) ":" OpaqueString(password)) */
+	if (stun_opaque_string(realm, prealm, sizeof(prealm)) < 0 || stun_opaque_string(password, ppw, sizeof(ppw)) < 0)
 		return -1;
 	return stun_digest_strs(md, parts, 5, out);
 }

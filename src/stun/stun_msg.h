@@ -172,7 +172,8 @@ int stun_msg_check_integrity(const struct stun_msg *m, const uint8_t *key, size_
 
 /* Long-term credential key (RFC 8489 §9.2.2): MD5 (16 bytes) or SHA-256
  * (32 bytes) of "username:realm:password". The strings are used as given
- * (no SASLprep: they must already be in canonical form). alg is an
+ * (realm and password prepared with OpaqueString, stun_prep.h; -1 when it
+ * refuses one). alg is an
  * enum stun_pw_alg. Returns the key length in bytes, or -1 on a bad alg. */
 int stun_long_term_key(int alg, const char *username, const char *realm, const char *password,
 		       uint8_t out[32]);

@@ -37,6 +37,8 @@ struct turn_alloc {
 	struct stun_addr server;
 	uint8_t transport;           /* client transport: TURN_TRANSPORT_UDP or _TCP (TLS is TCP) */
 	struct stun_addr relay;      /* relayed transport address as advertised */
+	struct stun_addr relay2;     /* dual allocation (RFC 8656 §7.2): the relayed address of
+					the other family; family 0 when there is none */
 	uint64_t expires;
 	char username[TURN_USERNAME_MAX + 1];
 	uint8_t key[32];             /* long-term key of username */

@@ -30,13 +30,18 @@ struct turn_policy {
 	struct range_list deny;
 };
 
-/* RFC 6890 special-purpose blocks plus multicast, reserved, NAT64 and 6to4. */
+/* RFC 6890 special-purpose blocks plus multicast, reserved, NAT64 and 6to4;
+ * IPv4-translated ::ffff:0:0:0/96 (RFC 2765: never an Internet address, and
+ * not converted, so allow-loopback-peers does not open ::ffff:0:127.0.0.1),
+ * the IPv6 documentation block 3fff::/20 (RFC 9637) and the deprecated
+ * site-local fec0::/10 (RFC 3879). */
 static const char *const default_deny[] = {
 	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
 	"172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
 	"198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
 	"::/128", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
 	"2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+	"::ffff:0:0:0/96", "3fff::/20", "fec0::/10",
 };
 
 static size_t addr_len(uint8_t family)

@@ -30,7 +30,8 @@ from turnclient import check, check_eq  # noqa: E402
 tap = tc.Tap()
 srv = None
 REST_SECRET = "metrics-rest-secret"
-ODD_USERS = (("zo\u00eb-\u6771\u4eac-\U0001f600", "pw3"), ('q"uo\\te\tx', "pw4"))
+# (control characters such as TAB are refused in USERNAME: RFC 8265 OpaqueString)
+ODD_USERS = (("zo\u00eb-\u6771\u4eac-\U0001f600", "pw3"), ('q"uo\\te x', "pw4"))
 
 
 def peer_socket():
@@ -270,7 +271,7 @@ def t_port_taken():
         s.cleanup_log()
 
 
-@tap.case("/sessions is valid JSON for user names with UTF-8, quotes, backslashes and tabs")
+@tap.case("/sessions is valid JSON for user names with UTF-8, quotes, backslashes and spaces")
 def t_sessions_names():
     names = [u for u, _ in ODD_USERS]
     clients = [srv.client(u) for u in names]

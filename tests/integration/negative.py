@@ -38,6 +38,7 @@ def server(kind):
         opts = {
             "main": dict(allow_loopback=True),
             "noloop": dict(allow_loopback=False),
+            "noloop6": dict(allow_loopback=False, ipv6=True),
             "stale": dict(allow_loopback=True, stale_nonce=2),
             "garbage": dict(allow_loopback=True),
             "timers": dict(allow_loopback=True,
@@ -300,12 +301,24 @@ def t_policy_private():
                         c.key)
 
 
-@tap.case("CreatePermission ::ffff:127.0.0.1 -> 403 or 443, never success")
+@tap.case("IPv6 relay: CreatePermission ::ffff:127.0.0.1, ::127.0.0.1, ::ffff:0:127.0.0.1 -> 403; "
+          "with allow-loopback-peers ::ffff:0:127.0.0.1 and the own port as ::ffff:127.0.0.1 -> 403")
 def t_policy_mapped():
-    with _policy_client() as c:
-        r = c.create_permission(("::ffff:127.0.0.1", 40000))
-        check(r.cls == tc.ERROR and r.error_code() in (403, 443),
-              "CreatePermission ::ffff:127.0.0.1: expected 403/443, got %r" % r)
+    # An IPv6 allocation, so the request passes the family check (443) and
+    # reaches the peer policy itself.
+    fam = tc.Attr.raw(tc.REQUESTED_ADDRESS_FAMILY, struct.pack("!B3x", 2))
+    srv = server("noloop6")
+    with tc.TurnClient(("::1", srv.addr[1]), "alice", "secret") as c:
+        expect_success(c.allocate(extra=[fam]), "Allocate IPv6")
+        for ip in ("::ffff:127.0.0.1", "::127.0.0.1", "::ffff:0:127.0.0.1", "::ffff:0:8.8.8.8"):
+            expect_error_mi(c.create_permission((ip, 40000)), 403, "CreatePermission %s" % ip, c.key)
+    srv = server("v6")
+    with tc.TurnClient(("::1", srv.addr[1]), "alice", "secret") as c:
+        expect_success(c.allocate(extra=[fam]), "Allocate IPv6 (allow-loopback-peers)")
+        expect_error(c.create_permission(("::ffff:0:127.0.0.1", 40000)), 403,
+                     "allow-loopback-peers: CreatePermission ::ffff:0:127.0.0.1")
+        expect_error(c.channel_bind(0x4005, ("::ffff:127.0.0.1", srv.addr[1])), 403,
+                     "allow-loopback-peers: ChannelBind to the listening port as ::ffff:127.0.0.1")
 
 
 @tap.case("CreatePermission 169.254.169.254 -> 403")

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -1003,6 +1004,53 @@ def t_kill_signaling_user():
         for x in (page, other, hank):
             x.close()
         peer.close()
+
+
+def sha256_allocate(srv, realm, user, password):
+    """Allocate with PASSWORD-ALGORITHM SHA-256 (RFC 8489 9.2.2) and
+    MESSAGE-INTEGRITY-SHA256; returns the response."""
+    with tc.TurnClient(srv.addr, user, password) as c:
+        r = c.probe_401()
+        algs = r.get(tc.PASSWORD_ALGORITHMS)
+        key = hashlib.sha256(("%s:%s:%s" % (user, realm, password)).encode()).digest()
+        attrs = [tc.Attr.requested_transport(),
+                 tc.Attr.raw(tc.PASSWORD_ALGORITHM, struct.pack("!HH", 2, 0)),
+                 tc.Attr.raw(tc.PASSWORD_ALGORITHMS, algs),
+                 tc.Attr.username(user), tc.Attr.realm(realm), tc.Attr.nonce(r.nonce())]
+        raw, tid = tc.build(tc.ALLOCATE, tc.REQUEST, attrs, key=key, sha256=True)
+        r = c.transact(raw, tid)
+        if r.is_success():
+            c.refresh(0)
+        return r
+
+
+@tap.case("SHA-256 keys for Redis users: from .../password (coturn's plain-text field) yes, "
+          "from .../key (MD5 only) no; MD5 offered first")
+def t_sha256():
+    R = shared_redis()
+    realm = "sha.test"
+    admin(R, realm, "user", "add", "mdfive", "--password", "pw-md5")
+    resp_cmd(R.port, "SET", "turn/realm/%s/user/plain/password" % realm, "pw-plain")
+    with Servers() as S:
+        srv = S.add(start_server(realm, R))
+        with tc.TurnClient(srv.addr, "plain", "pw-plain") as c:
+            r = c.probe_401()
+            check_eq(r.get(tc.PASSWORD_ALGORITHMS), struct.pack("!HHHH", 1, 0, 2, 0),
+                     "PASSWORD-ALGORITHMS with redis-userdb")
+        r = sha256_allocate(srv, realm, "plain", "pw-plain")
+        check(r.is_success(), "SHA-256 Allocate of a .../password user: %r" % r)
+        check(r.check_integrity_sha256(hashlib.sha256(b"plain:" + realm.encode() + b":pw-plain").digest()),
+              "answer's MESSAGE-INTEGRITY-SHA256")
+        r = sha256_allocate(srv, realm, "plain", "wrong")
+        expect_error(r, 401, "SHA-256 with a wrong password")
+        # an MD5-only user: SHA-256 fails, MD5 works, and the failed SHA-256
+        # attempt does not end the user's allocation
+        c, r = allocate(srv, "mdfive", "pw-md5")
+        expect_success(r, "MD5 Allocate of a .../key user")
+        expect_error(sha256_allocate(srv, realm, "mdfive", "pw-md5"), 401, "SHA-256 for a .../key user")
+        expect_success(c.refresh(600), "MD5 allocation still there after the SHA-256 attempt")
+        c.refresh(0)
+        c.close()
 
 
 def run_all():

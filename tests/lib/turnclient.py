@@ -42,6 +42,9 @@ METHOD_NAMES = {1: "Binding", 3: "Allocate", 4: "Refresh", 6: "Send", 7: "Data",
 MAPPED_ADDRESS = 0x0001
 USERNAME = 0x0006
 MESSAGE_INTEGRITY = 0x0008
+MESSAGE_INTEGRITY_SHA256 = 0x001C
+PASSWORD_ALGORITHM = 0x001D
+PASSWORD_ALGORITHMS = 0x8002
 ERROR_CODE = 0x0009
 UNKNOWN_ATTRIBUTES = 0x000A
 CHANNEL_NUMBER = 0x000C
@@ -184,10 +187,10 @@ class Attr:
         return (atype, bytes(value))
 
 
-def build(method, cls, attrs=(), tid=None, key=None, fingerprint=False):
+def build(method, cls, attrs=(), tid=None, key=None, fingerprint=False, sha256=False):
     """Build a STUN message.  attrs: list of (type, value) where value is bytes
-    or ("xor", ip, port).  key: long-term key bytes -> add MESSAGE-INTEGRITY.
-    Returns (bytes, tid)."""
+    or ("xor", ip, port).  key: long-term key bytes -> add MESSAGE-INTEGRITY
+    (MESSAGE-INTEGRITY-SHA256 instead with sha256=True).  Returns (bytes, tid)."""
     if tid is None:
         tid = new_tid()
     body = b""
@@ -196,7 +199,12 @@ def build(method, cls, attrs=(), tid=None, key=None, fingerprint=False):
             value = _xor_addr_value(value[1], value[2], tid)
         body += _attr_bytes(atype, value)
     t = msg_type(method, cls)
-    if key is not None:
+    if key is not None and sha256:
+        length = len(body) + 36
+        hdr = struct.pack("!HHI", t, length, MAGIC) + tid
+        mac = hmac.new(key, hdr + body, hashlib.sha256).digest()
+        body += _attr_bytes(MESSAGE_INTEGRITY_SHA256, mac)
+    elif key is not None:
         length = len(body) + 24
         hdr = struct.pack("!HHI", t, length, MAGIC) + tid
         mac = hmac.new(key, hdr + body, hashlib.sha1).digest()
@@ -304,6 +312,18 @@ class Message:
                 length = off + 24 - 20
                 hdr = struct.pack("!HH", self.type, length) + self.raw[4:20]
                 mac = hmac.new(key, hdr + self.raw[20:off], hashlib.sha1).digest()
+                return hmac.compare_digest(mac, v)
+        return False
+
+    def check_integrity_sha256(self, key):
+        """True iff a MESSAGE-INTEGRITY-SHA256 attribute (full 32 bytes) is
+        present and valid for key."""
+        for at, v, off in self.attrs:
+            if at == MESSAGE_INTEGRITY_SHA256:
+                if len(v) != 32:
+                    return False
+                hdr = struct.pack("!HH", self.type, off + 36 - 20) + self.raw[4:20]
+                mac = hmac.new(key, hdr + self.raw[20:off], hashlib.sha256).digest()
                 return hmac.compare_digest(mac, v)
         return False
 

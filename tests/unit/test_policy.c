@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "config.h"
+#include "net/selfaddr.h"
 #include "turn/turn_policy.h"
 
 /* Builds a stun_addr from an IP literal; fails the test when it does not parse. */
@@ -90,6 +92,10 @@ static const char *const deny_samples[][3] = {
 	{ "fc00::", "fd12:3456::1", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
 	{ "fe80::", "fe80::1", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
 	{ "ff00::", "ff02::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
+	/* IPv4-translated (RFC 2765), documentation (RFC 9637), site-local (RFC 3879) */
+	{ "::ffff:0:0.0.0.0", "::ffff:0:8.8.8.8", "::ffff:0:255.255.255.255" },
+	{ "3fff::", "3fff:abc::1", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff" },
+	{ "fec0::", "fec0::1", "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
 };
 
 static void test_default_deny_ranges(void **state)
@@ -109,7 +115,8 @@ static void test_public_permitted(void **state)
 		"192.169.0.0", "198.17.255.255", "198.20.0.0", "203.0.112.255", "203.0.114.0",
 		"223.255.255.255",
 		"2606:4700::1", "2001:200::", "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "2003::1",
-		"2620:0:1::1", "64:ff9b:0:1::", "fbff::1", "fec0::1", "::ffff:8.8.8.8", "::8.8.4.4",
+		"2620:0:1::1", "64:ff9b:0:1::", "fbff::1", "3ffe:ffff::1", "3fff:1000::", "::ffff:8.8.8.8", "::8.8.4.4",
+		"::fffe:0:8.8.8.8", "::1:ffff:0:808:808",
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		assert_permitted(*state, ok[i]);
@@ -236,6 +243,8 @@ static void test_allow_loopback(void **state)
 	assert_permitted(p, "127.255.255.255");
 	assert_permitted(p, "::1");
 	assert_permitted(p, "::ffff:127.0.0.1");
+	/* IPv4-translated is never a loopback spelling: refused all the same */
+	assert_refused(p, "::ffff:0:127.0.0.1");
 	assert_refused(p, "10.0.0.1");
 	assert_refused(p, "::");
 	assert_refused(p, "169.254.169.254");
@@ -252,6 +261,68 @@ static void test_odd_family_refused(void **state)
 	assert_int_equal(turn_policy_permits(NULL, &a), 0);
 }
 
+/* The relay's own-address rule (net/selfaddr.h), both settings of
+ * allow-loopback-peers; 203.0.113.7 plays the server's public address. */
+static struct stun_addr addr_port(const char *s, uint16_t port)
+{
+	struct stun_addr a = addr(s);
+
+	a.port = port;
+	return a;
+}
+
+static void test_selfaddr(void **state)
+{
+	struct config cfg;
+	struct selfaddr s;
+	struct stun_addr own = addr("203.0.113.7"), any = addr("0.0.0.0"), a;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.listening_port = 3478;
+	cfg.tls_listening_port = 5349;
+	cfg.min_port = 49152;
+	cfg.max_port = 65535;
+	cfg.allow_loopback_peers = 0;
+	selfaddr_init(&s, &cfg);
+	selfaddr_add_ip(&s, &own);
+	selfaddr_add_ip(&s, &own); /* repeat: once */
+	selfaddr_add_ip(&s, &any); /* wildcard: skipped */
+	assert_int_equal(s.nip, 1);
+	/* own listening ports: refused on own IPs, loopback included */
+	a = addr_port("203.0.113.7", 3478);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	a = addr_port("127.0.0.5", 5349);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	a = addr_port("::ffff:203.0.113.7", 3478);
+	a.family = STUN_AF_IPV6;
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	/* the relay range of an own IP stays reachable (relay-only calls) */
+	a = addr_port("203.0.113.7", 50000);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+	/* other ports of own IPs: refused without allow-loopback-peers */
+	a = addr_port("203.0.113.7", 22);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	a = addr_port("::1", 6379);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	/* not own: anything goes (the peer policy decides) */
+	a = addr_port("198.51.100.1", 3478);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+	a = addr_port("2001:db8::7", 22);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+
+	cfg.allow_loopback_peers = 1;
+	selfaddr_init(&s, &cfg);
+	selfaddr_add_ip(&s, &own);
+	a = addr_port("127.0.0.1", 3478);
+	assert_int_equal(selfaddr_refuses(&s, &a), 1);
+	a = addr_port("127.0.0.1", 40000);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+	a = addr_port("203.0.113.7", 22);
+	assert_int_equal(selfaddr_refuses(&s, &a), 0);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +336,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_specs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_family_refused, setup, teardown),
+		cmocka_unit_test(test_selfaddr),
 	};
 	return cmocka_run_group_tests_name("turn_policy", tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 
 #include "stun/stun_msg.h"
+#include "stun/stun_prep.h"
 
 static json_t *g_vectors;  /* the "vectors" array, or NULL when loading failed */
 static json_t *g_root;
@@ -1408,6 +1409,45 @@ static void load_vectors(void)
 		g_vectors = NULL;
 }
 
+/* OpaqueString (RFC 8265 §4.2) as stun_prep.h implements it. */
+static void test_opaque_string(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_int_equal(stun_opaque_string("secret pw", out, sizeof(out)), 9);
+	assert_string_equal(out, "secret pw");
+	/* non-ASCII spaces (Zs) map to U+0020; other non-ASCII stays */
+	assert_int_equal(stun_opaque_string("a\xc2\xa0" "b\xe3\x80\x80" "c", out, sizeof(out)), 5);
+	assert_string_equal(out, "a b c");
+	assert_int_equal(stun_opaque_string("p\xc3\xa4ss", out, sizeof(out)), 5);
+	assert_string_equal(out, "p\xc3\xa4ss");
+	/* refused: empty, controls (C0, DEL, C1), bad UTF-8, surrogates, overlong, too long */
+	assert_int_equal(stun_opaque_string("", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("a\tb", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("a\x7f", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("a\xc2\x85", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("a\xff", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("a\xc3", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("\xed\xa0\x80", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("\xc0\xaf", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("\xe0\x80\xaf", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("abcdef", out, 6), -1);
+	assert_int_equal(stun_opaque_ok((const unsigned char *)"alice", 5), 1);
+	assert_int_equal(stun_opaque_ok((const unsigned char *)"al\nice", 6), 0);
+	assert_int_equal(stun_opaque_ok((const unsigned char *)"a\xc2\xa0" "b", 4), 0); /* not prepared */
+	assert_int_equal(stun_opaque_ok((const unsigned char *)"", 0), 0);
+	/* the key uses the prepared realm and password */
+	{
+		uint8_t k1[32], k2[32];
+
+		assert_int_equal(stun_long_term_key(STUN_PW_ALG_MD5, "u", "r", "a\xc2\xa0" "b", k1), 16);
+		assert_int_equal(stun_long_term_key(STUN_PW_ALG_MD5, "u", "r", "a b", k2), 16);
+		assert_memory_equal(k1, k2, 16);
+		assert_int_equal(stun_long_term_key(STUN_PW_ALG_MD5, "u", "r", "a\x01", k1), -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1456,6 +1496,7 @@ int main(void)
 		cmocka_unit_test(test_channel_data),
 		cmocka_unit_test(test_fuzz_random),
 		cmocka_unit_test(test_fuzz_mutations),
+		cmocka_unit_test(test_opaque_string),
 	};
 	int rc;
 
