@@ -166,6 +166,9 @@ static const struct opt opts[] = {
 	    "output queued to one signaling client before it is disconnected"),
 	INT("signaling-max-json-depth", signaling_max_json_depth, 2, 1000, "N",
 	    "nesting of arrays and objects allowed in a signaling message"),
+	/* socket.io compatibility (issue 13) */
+	BOOL("signaling-socketio", signaling_socketio,
+	     "serve socket.io clients (Engine.IO 4, Socket.IO 5) at /socket.io/ on the signaling port"),
 	{ "log-file", OPT_STR, F(log_file), 0, 0, 0, NULL, "FILE", "log here instead of stderr" },
 	BOOL("verbose", verbose, "debug logging"),
 	{ "pidfile", OPT_STR, F(pidfile), 0, 0, 0, NULL, "FILE", "write the process id here" },
@@ -640,6 +643,8 @@ void config_defaults(struct config *c)
 	c->signaling_max_rooms = 10000;
 	c->signaling_output_limit = 1024 * 1024;
 	c->signaling_max_json_depth = 32;
+	/* socket.io compatibility (issue 13) */
+	c->signaling_socketio = 1;
 	/* Out of memory leaves NULLs, which config_validate reports. */
 	c->realm = strdup("turnstone");
 	c->software = strdup(CONFIG_SOFTWARE);

@@ -106,6 +106,8 @@ struct config {
 	int signaling_max_rooms;          /* rooms at once, default 10000 */
 	int signaling_output_limit;       /* bytes queued to one client before it is dropped, default 1 MiB */
 	int signaling_max_json_depth;     /* nesting of arrays and objects in a message, default 32 */
+	/* socket.io compatibility: Engine.IO v4 / Socket.IO v5 at /socket.io/ (issue 13) */
+	int signaling_socketio;           /* boolean, default on (with signaling) */
 
 	char *log_file;                   /* NULL: stderr */
 	int verbose;                      /* boolean */

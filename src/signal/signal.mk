@@ -7,7 +7,10 @@ src_turnstone_SOURCES += \
 	src/signal/signal_http.c src/signal/signal_http.h \
 	src/signal/signal_room.c src/signal/signal_room.h \
 	src/signal/signal_ice.c src/signal/signal_ice.h \
-	src/signal/signal_iplimit.c src/signal/signal_iplimit.h
+	src/signal/signal_iplimit.c src/signal/signal_iplimit.h \
+	src/signal/signal_eio.c src/signal/signal_eio.h \
+	src/signal/signal_sio.c src/signal/signal_sio.h \
+	src/signal/signal_session.c src/signal/signal_session.h
 src_turnstone_LDADD += $(WSLAY_LIBS) $(JANSSON_LIBS)
 
 # The HTTP request-head parser, handshake check and file mapping are pure.
@@ -19,6 +22,14 @@ UNIT_TESTS += tests/unit/test_signal_iplimit
 tests_unit_test_signal_iplimit_SOURCES = tests/unit/test_signal_iplimit.c src/signal/signal_iplimit.c
 tests_unit_test_signal_iplimit_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_signal_iplimit_LDADD = $(UNIT_LDADD)
+# socket.io: Engine.IO framing and Socket.IO packets / event mapping are pure.
+UNIT_TESTS += tests/unit/test_signal_eio tests/unit/test_signal_sio
+tests_unit_test_signal_eio_SOURCES = tests/unit/test_signal_eio.c src/signal/signal_eio.c src/signal/signal_http.c
+tests_unit_test_signal_eio_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_signal_eio_LDADD = $(UNIT_LDADD)
+tests_unit_test_signal_sio_SOURCES = tests/unit/test_signal_sio.c src/signal/signal_sio.c src/signal/signal_http.c
+tests_unit_test_signal_sio_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_signal_sio_LDADD = $(UNIT_LDADD) $(JANSSON_LIBS)
 
 # GET / falls back to the source tree's page when run from the build tree.
 AM_CPPFLAGS += -DTURNSTONE_SRCDIR='"$(abs_top_srcdir)"'
