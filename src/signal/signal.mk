@@ -40,9 +40,11 @@ dist_www_DATA = share/www/index.html share/www/app.js share/www/style.css
 
 # Protocol tests with the npm "ws" client, and the two-browser video call.
 INTEGRATION_TESTS += tests/signaling/protocol.sh tests/signaling/tls.sh tests/signaling/call.sh \
-	tests/signaling/secure.sh tests/signaling/sio.sh
+	tests/signaling/secure.sh tests/signaling/sio.sh tests/signaling/sio-call.sh
 EXTRA_DIST += \
 	tests/signaling/package.json tests/signaling/package-lock.json \
 	tests/signaling/common.sh tests/signaling/lib.mjs tests/signaling/protocol.sh tests/signaling/protocol.mjs \
 	tests/signaling/call.sh tests/signaling/call.mjs tests/signaling/tls.sh tests/signaling/tls.mjs \
-	tests/signaling/secure.sh tests/signaling/secure.mjs tests/signaling/sio.sh tests/signaling/sio.mjs
+	tests/signaling/secure.sh tests/signaling/secure.mjs tests/signaling/sio.sh tests/signaling/sio.mjs \
+	tests/signaling/chromium.mjs tests/signaling/sio-call.sh tests/signaling/sio-call.mjs \
+	tests/signaling/sio-page/index.html tests/signaling/sio-page/app.js
