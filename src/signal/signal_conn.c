@@ -68,6 +68,7 @@ struct signal_conn {
 	struct signal_rate rate;
 	struct signal_session *sio;        /* socket.io session this connection carries, or NULL */
 	char *post_target;                 /* CONN_BODY: the request target */
+	char *cors;                        /* socket.io: Access-Control-Allow-Origin header lines, or NULL */
 	size_t post_len;                   /* CONN_BODY: Content-Length */
 	struct signal_conn *prev, *next;
 };
@@ -103,6 +104,7 @@ static void conn_free(struct signal_conn *c)
 
 	conn_detach(c);
 	free(c->post_target);
+	free(c->cors);
 	signal_rooms_leave(ctx->rooms, &c->peer);
 	if (c->ip_counted)
 		signal_iplimit_put(ctx->iplimit, c->ipkey);
@@ -685,7 +687,7 @@ static void http_upgrade(struct signal_conn *c, const struct signal_http_req *r)
 void signal_conn_http_reply(struct signal_conn *c, int status, const char *ctype, const char *body, size_t len)
 {
 	c->sio = NULL;
-	http_respond(c, status, ctype, body, len, NULL, 0);
+	http_respond(c, status, ctype, body, len, c->cors, 0);
 }
 
 static void held_read(struct bufferevent *bev, void *arg)
@@ -760,12 +762,19 @@ static void http_socketio(struct signal_conn *c, const struct signal_http_req *r
 	const char *origin = signal_http_header(r, "Origin"), *cl;
 	char *end;
 	unsigned long n;
+	size_t clen;
 
 	if (cfg->n_signaling_origin > 0 && origin != NULL &&
 	    !signal_http_origin_allowed(origin, cfg->signaling_origin, cfg->n_signaling_origin)) {
 		log_info("signaling: %s: socket.io from origin '%s' refused", c->remote, origin);
 		http_error(c, 403, NULL);
-	} else if (signal_http_wants_ws(r)) {
+		return;
+	}
+	/* Allowed pages of other origins may read the answers (simple requests
+	 * only: no preflight, no credentials). */
+	if (origin != NULL && (c->cors = malloc((clen = strlen(origin) + 64))) != NULL)
+		snprintf(c->cors, clen, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", origin);
+	if (signal_http_wants_ws(r)) {
 		http_upgrade(c, r);
 	} else if (strcmp(r->method, "GET") == 0) {
 		signal_session_get(c->ctx, c, r->target);

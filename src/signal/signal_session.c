@@ -528,6 +528,18 @@ static int eio_packet(struct signal_session *s, const char *pkt, size_t len)
 		session_close(s, "empty packet");
 		return -1;
 	}
+	/* Socket.IO packets are counted in sio_packet; pongs are the server's
+	 * own pace; anything else a client could repeat counts here too. */
+	if (pkt[0] != SIGNAL_EIO_MESSAGE && pkt[0] != SIGNAL_EIO_PONG && pkt[0] != SIGNAL_EIO_CLOSE) {
+		int rc = signal_rate_take(&s->rate, s->ctx->cfg);
+
+		if (rc == 2) {
+			session_close(s, "rate limit");
+			return -1;
+		}
+		if (rc == 1)
+			return 0;
+	}
 	switch (pkt[0]) {
 	case SIGNAL_EIO_CLOSE:
 		session_close(s, "closed by the client");

@@ -20,7 +20,7 @@ import crypto from 'node:crypto';
 import { C, sleep, withTimeout, rawHttp, statusOf, Client, mint, loadWs } from './lib.mjs';
 
 const TESTS = [
-  ['eio-handshake', 'GET /socket.io/?EIO=4&transport=polling: 200, open packet with a 32-hex sid, upgrades ["websocket"], pingInterval IDLE/2 s, maxPayload = signaling-max-message'],
+  ['eio-handshake', 'GET /socket.io/?EIO=4&transport=polling: 200, open packet with a 32-hex sid, upgrades ["websocket"], pingInterval IDLE/2 s, maxPayload = signaling-max-message; Access-Control-Allow-Origin echoes an Origin'],
   ['eio-bad', 'EIO=3, an unknown transport and an unknown sid answer 400 with Engine.IO error codes 5, 0 and 1'],
   ['eio-poll', 'raw polling: POST "40" answers ok, the next GET carries 40{"sid":16 hex}'],
   ['eio-held', 'raw polling: a GET with nothing queued is held until the server ping "2"; a POST "3" pong keeps the session'],
@@ -132,7 +132,10 @@ async function rawTests() {
     check(J(h.upgrades) === '["websocket"]', `upgrades ${J(h.upgrades)}`);
     check(h.pingInterval === C.idle * 500 && h.pingTimeout > 0, `ping ${h.pingInterval}/${h.pingTimeout}`);
     check(h.maxPayload === C.maxMessage, `maxPayload ${h.maxPayload}`);
+    const o = await fetch(base() + eio(), { headers: { Origin: 'http://app.test' } });
+    check(o.headers.get('access-control-allow-origin') === 'http://app.test', `CORS: ${o.headers.get('access-control-allow-origin')}`);
     await post(eio(`&sid=${h.sid}`), '1');
+    await post(eio(`&sid=${JSON.parse((await o.text()).slice(1)).sid}`), '1');
     return r.text;
   });
   await t('eio-bad', async () => {
@@ -217,10 +220,11 @@ async function clientTests() {
   let a, b, c;
   await t('client-upgrade', async () => {
     a = connect();
+    let first = null;
+    a.io.once('open', () => { first = a.io.engine.transport.name; }); // right after the handshake
     await once(a, 'connect');
     check(/^[0-9a-f]{16}$/.test(a.id), `id ${a.id}`);
-    const first = a.io.engine.transport.name;
-    if (a.io.engine.transport.name !== 'websocket') await once(a.io.engine, 'upgrade');
+    for (let i = 0; i < 100 && a.io.engine.transport.name !== 'websocket'; i++) await sleep(50);
     check(first === 'polling' && a.io.engine.transport.name === 'websocket', `transports ${first} -> ${a.io.engine.transport.name}`);
     return `${a.id}: ${first} -> websocket`;
   });
