@@ -648,10 +648,11 @@ void signal_session_post(struct signal_ctx *ctx, struct signal_conn *c, const ch
 		eio_http_error(c, 1, "session ID unknown");
 		return;
 	}
-	signal_conn_http_reply(c, 200, "text/html", "ok", 2);
+	/* body lives in c's input buffer, which answering c drains: reply last */
 	while (signal_eio_payload_next(body, len, &pos, &pkt, &plen))
 		if (eio_packet(s, pkt, plen) < 0)
 			break;
+	signal_conn_http_reply(c, 200, "text/html", "ok", 2);
 }
 
 int signal_session_ws_check(struct signal_ctx *ctx, const char *target)
