@@ -28,6 +28,7 @@ const TESTS = [
   ['eio-upgrade', 'raw upgrade: 2probe gets 3probe, the held GET gets a noop 6, after 5 the packets go over the WebSocket'],
   ['eio-timeout', 'a session that never answers pings is gone after pingInterval + pingTimeout (400, session ID unknown)'],
   ['eio-413', 'a POST body over signaling-max-message answers 413'],
+  ['eio-garbage', 'bad Socket.IO packets get error events, events before CONNECT are ignored, an unknown Engine.IO packet closes the session, a POST without Content-Length is 411'],
   ['client-upgrade', 'socket.io-client (default transports) connects by polling and upgrades to websocket; socket.id is 16 hex'],
   ['client-nsp', 'socket.io-client on namespace /admin gets connect_error "Invalid namespace"'],
   ['join-no-token', 'join without a token: ack {error: "token required"}, not in a room'],
@@ -215,6 +216,27 @@ async function rawTests() {
 }
 
 // -------------------------------------------------- socket.io-client ----
+async function garbageTest() {
+  await t('eio-garbage', async () => {
+    const h = await handshake();
+    const sid = `&sid=${h.sid}`;
+    check((await post(eio(sid), '42["join","x"]')).text === 'ok', 'event before CONNECT');
+    check((await post(eio(sid), '40\x1e42["x"\x1e49\x1e42' + '['.repeat(40) + ']'.repeat(40) + '\x1e4\x1e' + '42{"a":1,"a":2}\x1e4212345678901234567["x"]')).text === 'ok', 'POST');
+    let got = '';
+    for (let i = 0; i < 5 && (got.match(/"error"/g) || []).length < 6; i++) got += '\x1e' + (await get(eio(sid))).text;
+    const reasons = [...got.matchAll(/"reason":"([^"]*)"/g)].map(m => m[1]);
+    check(got.includes('40{"sid"') && J(reasons) === J(['invalid JSON', 'unknown packet type', 'too deep', 'unknown packet type', 'invalid JSON', 'ack id too long']),
+          `answers ${J(got)}`);
+    check(!got.includes('"token required"'), 'the event before CONNECT was handled');
+    check((await post(eio(sid), 'x')).text === 'ok', 'POST x');
+    const g = await get(eio(sid));
+    check(g.status === 400, `after an unknown packet type: ${g.status} ${g.text}`);
+    const r = await rawHttp(`POST ${eio()} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
+    check(statusOf(r) === 411, `chunked: ${r.slice(0, 40)}`);
+    return J(reasons);
+  });
+}
+
 async function clientTests() {
   const room = 'sio-' + crypto.randomBytes(4).toString('hex');
   let a, b, c;
@@ -367,6 +389,7 @@ async function main() {
   C.idle = Number(env('IDLE'));
   C.maxMessage = Number(env('MAX_MESSAGE'));
   await rawTests();
+  await garbageTest();
   await clientTests();
   await t('alive', async () => {
     const r = await fetch(`${base()}/ice-servers?token=${encodeURIComponent(token('z', 'r'))}`);
