@@ -9,6 +9,11 @@
  * so the close frame is not lost to a TCP reset) -> freed. A connection is
  * only freed from its own event callbacks; messages for other connections
  * are queued and sent from their flush event, so nothing is re-entered.
+ *
+ * /socket.io/ requests go to signal_session.c: a POST first reads its body
+ * (BODY), a long-polling GET may be held for its session (HELD) until the
+ * session answers it, and a WebSocket bound to a session hands its text
+ * messages to the session instead of the JSON protocol.
  */
 #include "signal/signal_conn.h"
 

@@ -10,7 +10,8 @@ trap cleanup EXIT
 trap 'say "# interrupted"; failed=1; exit 1' INT TERM HUP
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/turnstone-sio.XXXXXX") || exit 1
 
-pre=("${pre_common[@]}" "server starts with signaling-auth-secret and answers on 127.0.0.1")
+pre=("${pre_common[@]}" "with signaling-socketio = false, /socket.io/ answers 404 (and /ice-servers 200)"
+     "server starts with signaling-auth-secret and answers on 127.0.0.1")
 post="server is still running after the socket.io tests"
 
 tap_begin sio.mjs
@@ -24,14 +25,26 @@ fi
 secret=$(node -e 'console.log(require("crypto").randomBytes(12).toString("hex"))')
 token_secret=$(node -e 'console.log(require("crypto").randomBytes(12).toString("hex"))')
 idle=5 max_message=65536
+# First a server with socket.io off on the same ports, stopped before the real one starts.
+if start_server --listening-ip=127.0.0.1 --listening-port="$turn_port" --no-tls --realm=turnstone.test \
+     --relay-threads=1 --signaling-port="$sig_port" --signaling-root="$top/share/www" --signaling-socketio=false &&
+   [ "$(node -e 'fetch(process.argv[1]).then(r => console.log(r.status), () => console.log("error"))' \
+          "http://127.0.0.1:$sig_port/socket.io/?EIO=4&transport=polling")" = 404 ]; then
+  ok "${pre[3]}"
+else
+  not_ok "${pre[3]}"
+fi
+if [ -n "$server_pid" ]; then
+  kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; server_pid=""
+fi
 if start_server --listening-ip=127.0.0.1 --listening-port="$turn_port" --no-tls --realm=turnstone.test \
      --relay-threads=1 --use-auth-secret --static-auth-secret="$secret" \
      --signaling-port="$sig_port" --signaling-root="$top/share/www" --signaling-auth-secret="$token_secret" \
      --signaling-idle-timeout=$idle --signaling-max-message=$max_message --signaling-max-conns-per-ip=200 \
      --verbose; then
-  ok "${pre[3]}"
+  ok "${pre[4]}"
 else
-  not_ok "${pre[3]}"; fail_rest "server did not start"
+  not_ok "${pre[4]}"; fail_rest "server did not start"
 fi
 
 export SIG_PORT=$sig_port TOKEN_SECRET=$token_secret SECRET=$secret IDLE=$idle MAX_MESSAGE=$max_message
