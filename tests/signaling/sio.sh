@@ -27,7 +27,8 @@ token_secret=$(node -e 'console.log(require("crypto").randomBytes(12).toString("
 idle=5 max_message=65536
 # First a server with socket.io off on the same ports, stopped before the real one starts.
 if start_server --listening-ip=127.0.0.1 --listening-port="$turn_port" --no-tls --realm=turnstone.test \
-     --relay-threads=1 --signaling-port="$sig_port" --signaling-root="$top/share/www" --signaling-socketio=false &&
+     --relay-threads=1 --use-auth-secret --static-auth-secret="$secret" --signaling-port="$sig_port" \
+     --signaling-root="$top/share/www" --signaling-socketio=false &&
    [ "$(node -e 'fetch(process.argv[1]).then(r => console.log(r.status), () => console.log("error"))' \
           "http://127.0.0.1:$sig_port/socket.io/?EIO=4&transport=polling")" = 404 ]; then
   ok "${pre[3]}"
