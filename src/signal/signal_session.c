@@ -53,6 +53,7 @@ struct signal_session {
 	struct event *flush;               /* answers the held GET, or closes when dead */
 	struct event *ping;                /* every ping interval */
 	struct event *pong_wait;           /* ping timeout */
+	struct event *probe_wait;          /* "5" must follow "3probe" within the ping timeout */
 	int connected;                     /* Socket.IO CONNECT to "/" done */
 	char token[AUTH_TOKEN_MAX_LEN + 1];/* handshake token (query, or CONNECT auth) */
 	int has_token;
@@ -128,6 +129,8 @@ static void session_free(struct signal_session *s)
 		event_free(s->ping);
 	if (s->pong_wait != NULL)
 		event_free(s->pong_wait);
+	if (s->probe_wait != NULL)
+		event_free(s->probe_wait);
 	if (s->outq != NULL)
 		evbuffer_free(s->outq);
 	free(s);
@@ -268,6 +271,20 @@ static void session_pong_wait_cb(evutil_socket_t fd, short what, void *arg)
 	session_close(arg, "ping timeout");
 }
 
+/* A probe that never sent "5": polling goes on (and stops getting noops). */
+static void session_probe_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct signal_session *s = arg;
+	struct signal_conn *c = s->probe;
+
+	if (c == NULL)
+		return;
+	s->probe = NULL;
+	s->upgrading = 0;
+	signal_conn_set_session(c, NULL);
+	signal_conn_ws_close(c, WS_NORMAL, "upgrade timeout");
+}
+
 /* ---- creation ---------------------------------------------------------- */
 
 /* A new session for the client of c (which carries the handshake in
@@ -301,7 +318,8 @@ static struct signal_session *session_new(struct signal_ctx *ctx, struct signal_
 	if (signal_eio_sid_new(s->sid) < 0 || signal_peer_init(&s->peer, s) < 0 ||
 	    (s->outq = evbuffer_new()) == NULL || (s->flush = event_new(ctx->base, -1, 0, session_flush_cb, s)) == NULL ||
 	    (s->ping = event_new(ctx->base, -1, EV_PERSIST, session_ping_cb, s)) == NULL ||
-	    (s->pong_wait = evtimer_new(ctx->base, session_pong_wait_cb, s)) == NULL || event_add(s->ping, &tv) < 0) {
+	    (s->pong_wait = evtimer_new(ctx->base, session_pong_wait_cb, s)) == NULL ||
+	    (s->probe_wait = evtimer_new(ctx->base, session_probe_wait_cb, s)) == NULL || event_add(s->ping, &tv) < 0) {
 		session_free(s); /* not linked yet: session_free skips the unlink */
 		return NULL;
 	}
@@ -714,8 +732,12 @@ void signal_session_ws_text(struct signal_session *s, struct signal_conn *c, con
 	if (c != s->probe)
 		return;
 	if (len == 6 && memcmp(data, "2probe", 6) == 0) {
+		int ms = ping_timeout_ms(s->ctx->cfg);
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
 		signal_conn_send_text(c, "3probe", 6);
 		s->upgrading = 1;
+		evtimer_add(s->probe_wait, &tv);
 		if (s->poll != NULL) { /* let the client finish its poll and pause */
 			struct signal_conn *p = s->poll;
 
@@ -723,6 +745,7 @@ void signal_session_ws_text(struct signal_session *s, struct signal_conn *c, con
 			signal_conn_http_reply(p, 200, "text/plain; charset=UTF-8", "6", 1);
 		}
 	} else if (len == 1 && data[0] == SIGNAL_EIO_UPGRADE && s->upgrading) {
+		evtimer_del(s->probe_wait);
 		s->ws = c;
 		s->probe = NULL;
 		s->upgrading = 0;
@@ -744,6 +767,7 @@ void signal_session_conn_gone(struct signal_session *s, struct signal_conn *c)
 	} else if (c == s->probe) {
 		s->probe = NULL;
 		s->upgrading = 0;
+		evtimer_del(s->probe_wait);
 	} else if (c == s->ws) {
 		s->ws = NULL;
 		session_close(s, "WebSocket closed");

@@ -26,6 +26,7 @@ const TESTS = [
   ['eio-held', 'raw polling: a GET with nothing queued is held until the server ping "2"; a POST "3" pong keeps the session'],
   ['eio-nsp', 'raw polling: CONNECT to /admin gets 44/admin,{"message":"Invalid namespace"}'],
   ['eio-upgrade', 'raw upgrade: 2probe gets 3probe, the held GET gets a noop 6, after 5 the packets go over the WebSocket'],
+  ['eio-probe-timeout', 'a probe that never sends 5 is closed after pingTimeout; polling then gets packets again, not noops'],
   ['eio-timeout', 'a session that never answers pings is gone after pingInterval + pingTimeout (400, session ID unknown)'],
   ['eio-413', 'a POST body over signaling-max-message answers 413'],
   ['eio-garbage', 'bad Socket.IO packets get error events, events before CONNECT are ignored, an unknown Engine.IO packet closes the session, a POST without Content-Length is 411'],
@@ -200,6 +201,26 @@ async function rawTests() {
     check(after.status === 400, `a poll after the upgrade: ${after.status} ${after.text}`);
     ws.close();
     return J(msgs);
+  });
+  await t('eio-probe-timeout', async () => {
+    const h = await handshake();
+    await post(eio(`&sid=${h.sid}`), '40');
+    check((await get(eio(`&sid=${h.sid}`))).text.startsWith('40{'), 'CONNECT reply');
+    const ws = new C.WebSocket(`ws://127.0.0.1:${C.port}/socket.io/?EIO=4&transport=websocket&sid=${h.sid}`);
+    const msgs = [];
+    let closed = null;
+    ws.on('message', d => msgs.push(String(d)));
+    ws.on('close', (code) => { closed = code; });
+    await withTimeout(new Promise((res, rej) => { ws.once('open', res); ws.once('error', rej); }), 5000, 'ws open');
+    ws.send('2probe');
+    for (let i = 0; i < 50 && !msgs.includes('3probe'); i++) await sleep(50);
+    check(msgs[0] === '3probe', `probe answer ${J(msgs)}`);
+    check((await get(eio(`&sid=${h.sid}`))).text === '6', 'a poll while upgrading gets a noop');
+    for (let i = 0; i < 100 && closed === null; i++) await sleep(100);
+    check(closed === 1000, `probe close ${closed} after ${h.pingTimeout} ms`);
+    const g = await get(eio(`&sid=${h.sid}`));
+    check(g.status === 200 && g.text !== '6' && g.text.split('\x1e').includes('2'), `poll after the timeout: ${g.status} ${J(g.text)}`);
+    await post(eio(`&sid=${h.sid}`), '1');
   });
   await t('eio-timeout', async () => {
     const h = await handshake();
