@@ -171,6 +171,9 @@ static const struct opt opts[] = {
 	  "Redis shared by a fleet's signaling rooms (like redis-userdb; default: redis-userdb; \"off\": local)" },
 	INT("signaling-redis-ttl", signaling_redis_ttl, 3, 3600, "SECONDS",
 	    "a fleet server whose liveness key is this old is dead (refreshed every third of it)"),
+	/* socket.io compatibility (issue 13) */
+	BOOL("signaling-socketio", signaling_socketio,
+	     "serve socket.io clients (Engine.IO 4, Socket.IO 5) at /socket.io/ on the signaling port"),
 	{ "log-file", OPT_STR, F(log_file), 0, 0, 0, NULL, "FILE", "log here instead of stderr" },
 	BOOL("verbose", verbose, "debug logging"),
 	{ "pidfile", OPT_STR, F(pidfile), 0, 0, 0, NULL, "FILE", "write the process id here" },
@@ -647,6 +650,8 @@ void config_defaults(struct config *c)
 	c->signaling_max_json_depth = 32;
 	/* signaling rooms across a fleet (issue 13) */
 	c->signaling_redis_ttl = 15;
+	/* socket.io compatibility (issue 13) */
+	c->signaling_socketio = 1;
 	/* Out of memory leaves NULLs, which config_validate reports. */
 	c->realm = strdup("turnstone");
 	c->software = strdup(CONFIG_SOFTWARE);

@@ -109,6 +109,8 @@ struct config {
 	/* signaling rooms across a fleet over Redis pub/sub (issue 13, docs/signaling.md) */
 	char *signaling_redis;            /* conninfo like redis-userdb; NULL: redis-userdb; "off": local rooms */
 	int signaling_redis_ttl;          /* seconds a server's liveness key lives, refreshed every ttl/3; default 15 */
+	/* socket.io compatibility: Engine.IO v4 / Socket.IO v5 at /socket.io/ (issue 13) */
+	int signaling_socketio;           /* boolean, default on (with signaling) */
 
 	char *log_file;                   /* NULL: stderr */
 	int verbose;                      /* boolean */

@@ -9,6 +9,11 @@
  * so the close frame is not lost to a TCP reset) -> freed. A connection is
  * only freed from its own event callbacks; messages for other connections
  * are queued and sent from their flush event, so nothing is re-entered.
+ *
+ * /socket.io/ requests go to signal_session.c: a POST first reads its body
+ * (BODY), a long-polling GET may be held for its session (HELD) until the
+ * session answers it, and a WebSocket bound to a session hands its text
+ * messages to the session instead of the JSON protocol.
  */
 #include "signal/signal_conn.h"
 
@@ -34,19 +39,24 @@
 
 #include "auth/auth_token.h"
 #include "log.h"
+#include "signal/signal_eio.h"
 #include "signal/signal_http.h"
 #include "signal/signal_ice.h"
 #include "signal/signal_iplimit.h"
 #include "signal/signal_room.h"
+#include "signal/signal_session.h"
 
 #define HEAD_TIMEOUT_SEC 10          /* to send a whole request head */
 #define LINGER_SEC 2                 /* CLOSING: wait for the client's FIN */
 #define MAX_FILE (4 * 1024 * 1024)   /* bytes of one static file */
 #define ABUSE_FACTOR 3               /* messages/s over rate*3: close 1008 */
 
-enum conn_state { CONN_HTTP, CONN_WS, CONN_CLOSING };
+/* CONN_BODY: reading a socket.io POST body; CONN_HELD: a socket.io
+ * long-polling GET waiting for data of its session. */
+enum conn_state { CONN_HTTP, CONN_BODY, CONN_HELD, CONN_WS, CONN_CLOSING };
 
 struct signal_conn {
+	enum signal_sink_kind kind;        /* SIGNAL_SINK_WS: first, see signal_conn_send_text */
 	struct signal_ctx *ctx;
 	struct bufferevent *bev;
 	enum conn_state state;
@@ -60,14 +70,16 @@ struct signal_conn {
 	struct event *timer;               /* HTTP: none; WS: ping/idle tick; CLOSING: linger */
 	struct event *flush;               /* sends what wslay has queued */
 	struct timespec last_rx;
-	double tokens;                     /* rate limit bucket */
-	struct timespec tokens_at;
-	long window_start;                 /* second of the abuse window */
-	unsigned window_count;
+	struct signal_rate rate;
+	struct signal_session *sio;        /* socket.io session this connection carries, or NULL */
+	char *post_target;                 /* CONN_BODY: the request target */
+	char *cors;                        /* socket.io: Access-Control-Allow-Origin header lines, or NULL */
+	size_t post_len;                   /* CONN_BODY: Content-Length */
 	struct signal_conn *prev, *next;
 };
 
 static void conn_begin_close(struct signal_conn *c);
+static void http_event(struct bufferevent *bev, short what, void *arg);
 
 static double now_sec(struct timespec *ts)
 {
@@ -80,10 +92,24 @@ static double ts_sec(const struct timespec *ts)
 	return (double)ts->tv_sec + ts->tv_nsec / 1e9;
 }
 
+/* Tells c's socket.io session (if any) that c no longer carries it. */
+static void conn_detach(struct signal_conn *c)
+{
+	struct signal_session *s = c->sio;
+
+	if (s != NULL) {
+		c->sio = NULL;
+		signal_session_conn_gone(s, c);
+	}
+}
+
 static void conn_free(struct signal_conn *c)
 {
 	struct signal_ctx *ctx = c->ctx;
 
+	conn_detach(c);
+	free(c->post_target);
+	free(c->cors);
 	signal_rooms_leave(ctx->rooms, &c->peer);
 	if (c->ip_counted)
 		signal_iplimit_put(ctx->iplimit, c->ipkey);
@@ -151,6 +177,7 @@ static void conn_begin_close(struct signal_conn *c)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
+	conn_detach(c);
 	signal_rooms_leave(c->ctx->rooms, &c->peer);
 	if (c->flush != NULL)
 		event_del(c->flush);
@@ -251,10 +278,10 @@ static void http_file(struct signal_conn *c, const struct signal_http_req *r, in
  * relay to a signaling client. Without a secret everyone when
  * signaling-open-credentials is set (user id: the peer id), else no one.
  * Returns 1 with uid filled, 0 for STUN only, -1 (refused) with *why set. */
-static int conn_authorise(struct signal_conn *c, const char *token, const char *room, const char *peer_id,
-			  char *uid, size_t uidlen, const char **why)
+int signal_authorise(struct signal_ctx *ctx, const char *remote, const char *token, const char *room,
+		     const char *peer_id, char *uid, size_t uidlen, const char **why)
 {
-	const struct config *cfg = c->ctx->cfg;
+	const struct config *cfg = ctx->cfg;
 	struct auth_token t;
 	int rc;
 
@@ -271,7 +298,7 @@ static int conn_authorise(struct signal_conn *c, const char *token, const char *
 	rc = auth_token_check(cfg->signaling_auth_secret, token, room, (uint64_t)time(NULL), &t);
 	if (rc != AUTH_TOKEN_OK) {
 		*why = auth_token_reason(rc);
-		log_debug("signaling: %s: %s", c->remote, *why);
+		log_debug("signaling: %s: %s", remote, *why);
 		return -1;
 	}
 	snprintf(uid, uidlen, "%s.%s", t.user, peer_id);
@@ -306,7 +333,7 @@ static void http_ice_servers(struct signal_conn *c, const struct signal_http_req
 		http_error(c, 500, NULL);
 		return;
 	}
-	if ((allowed = conn_authorise(c, token, NULL, tmp.id, uid, sizeof(uid), &why)) < 0) {
+	if ((allowed = signal_authorise(c->ctx, c->remote, token, NULL, tmp.id, uid, sizeof(uid), &why)) < 0) {
 		int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why);
 
 		http_respond(c, 401, "application/json", body, (size_t)n,
@@ -376,6 +403,10 @@ void signal_conn_send_text(void *conn, const char *text, size_t len)
 	struct signal_conn *c = conn;
 	struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
 
+	if (c != NULL && c->kind == SIGNAL_SINK_SIO) {
+		signal_session_room_send(conn, text, len);
+		return;
+	}
 	if (c == NULL || c->state != CONN_WS)
 		return;
 	if (wslay_event_queue_msg(c->ws, &m) == 0)
@@ -389,6 +420,12 @@ static void ws_close(struct signal_conn *c, uint16_t code, const char *reason)
 	event_active(c->flush, EV_WRITE, 0);
 }
 
+void signal_conn_ws_close(struct signal_conn *c, uint16_t code, const char *reason)
+{
+	if (c->state == CONN_WS)
+		ws_close(c, code, reason);
+}
+
 static void ws_error(struct signal_conn *c, const char *reason)
 {
 	json_t *msg = json_pack("{s:s, s:s}", "type", "error", "reason", reason);
@@ -400,33 +437,46 @@ static void ws_error(struct signal_conn *c, const char *reason)
 	json_decref(msg);
 }
 
-/* Token bucket of signaling-rate messages/s (burst: the rate). Returns 0 to
- * go on, 1 when the message is refused, 2 when the client is closed for
- * sending more than ABUSE_FACTOR times the rate within one second. */
-static int ws_rate_limit(struct signal_conn *c)
+void signal_rate_init(struct signal_rate *r, const struct config *cfg)
 {
-	double rate = c->ctx->cfg->signaling_rate > 0 ? c->ctx->cfg->signaling_rate : 50;
+	memset(r, 0, sizeof(*r));
+	r->tokens = cfg->signaling_rate > 0 ? cfg->signaling_rate : 50;
+	now_sec(&r->at);
+}
+
+int signal_rate_take(struct signal_rate *r, const struct config *cfg)
+{
+	double rate = cfg->signaling_rate > 0 ? cfg->signaling_rate : 50;
 	struct timespec now;
 	double t = now_sec(&now);
 
-	c->tokens += (t - ts_sec(&c->tokens_at)) * rate;
-	if (c->tokens > rate)
-		c->tokens = rate;
-	c->tokens_at = now;
-	if (now.tv_sec != c->window_start) {
-		c->window_start = now.tv_sec;
-		c->window_count = 0;
+	r->tokens += (t - ts_sec(&r->at)) * rate;
+	if (r->tokens > rate)
+		r->tokens = rate;
+	r->at = now;
+	if (now.tv_sec != r->window_start) {
+		r->window_start = now.tv_sec;
+		r->window_count = 0;
 	}
-	if (++c->window_count > ABUSE_FACTOR * rate) {
-		ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "rate limit");
+	if (++r->window_count > ABUSE_FACTOR * rate)
 		return 2;
-	}
-	if (c->tokens < 1) {
-		ws_error(c, "rate limit");
+	if (r->tokens < 1)
 		return 1;
-	}
-	c->tokens -= 1;
+	r->tokens -= 1;
 	return 0;
+}
+
+/* signaling-rate for one WebSocket client: 0 to go on, else refused (an
+ * error sent, or the connection closed with 1008 for abuse). */
+static int ws_rate_limit(struct signal_conn *c)
+{
+	int rc = signal_rate_take(&c->rate, c->ctx->cfg);
+
+	if (rc == 2)
+		ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "rate limit");
+	else if (rc == 1)
+		ws_error(c, "rate limit");
+	return rc;
 }
 
 static void ws_join(struct signal_conn *c, json_t *msg)
@@ -442,7 +492,7 @@ static void ws_join(struct signal_conn *c, json_t *msg)
 		return;
 	}
 	/* Refused: an error, and the client stays where it was. */
-	allowed = conn_authorise(c, json_is_string(token) ? json_string_value(token) : token != NULL ? "" : NULL,
+	allowed = signal_authorise(c->ctx, c->remote, json_is_string(token) ? json_string_value(token) : token != NULL ? "" : NULL,
 				 json_string_value(room), c->peer.id, uid, sizeof(uid), &why);
 	if (allowed < 0) {
 		ws_error(c, why);
@@ -521,6 +571,12 @@ static void ws_msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_ms
 
 	if (c->state != CONN_WS || wslay_event_get_close_sent(ws))
 		return;
+	if (c->sio != NULL) {
+		/* binary frames are attachments of a refused BINARY_EVENT: dropped */
+		if (arg->opcode == WSLAY_TEXT_FRAME)
+			signal_session_ws_text(c->sio, c, (const char *)arg->msg, arg->msg_length);
+		return;
+	}
 	if (arg->opcode == WSLAY_TEXT_FRAME)
 		ws_text(c, arg->msg, arg->msg_length);
 	else if (arg->opcode == WSLAY_BINARY_FRAME)
@@ -587,9 +643,8 @@ static int ws_start(struct signal_conn *c)
 	if (idle > 0 && ((c->timer = event_new(c->ctx->base, -1, EV_PERSIST, ws_tick, c)) == NULL ||
 			 event_add(c->timer, &tv) < 0))
 		return -1;
-	c->tokens = c->ctx->cfg->signaling_rate > 0 ? c->ctx->cfg->signaling_rate : 50;
-	now_sec(&c->tokens_at);
-	c->last_rx = c->tokens_at;
+	signal_rate_init(&c->rate, c->ctx->cfg);
+	c->last_rx = c->rate.at;
 	c->state = CONN_WS;
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_setcb(c->bev, ws_read, NULL, ws_event, c);
@@ -601,13 +656,15 @@ static void http_upgrade(struct signal_conn *c, const struct signal_http_req *r)
 	const struct config *cfg = c->ctx->cfg;
 	size_t plen = strcspn(r->target, "?");
 	char accept[29];
-	int status;
+	int status, sio = cfg->signaling_socketio && signal_eio_is_path(r->target);
 
-	if (plen != 3 || strncmp(r->target, "/ws", 3) != 0) {
+	if (!sio && (plen != 3 || strncmp(r->target, "/ws", 3) != 0)) {
 		http_error(c, 404, NULL);
 		return;
 	}
 	status = signal_http_ws_check(r, cfg->signaling_origin, cfg->n_signaling_origin, accept);
+	if (status == 0 && sio)
+		status = signal_session_ws_check(c->ctx, r->target);
 	if (status != 0) {
 		if (status == 403)
 			log_info("signaling: %s: WebSocket from origin '%s' refused", c->remote,
@@ -624,8 +681,124 @@ static void http_upgrade(struct signal_conn *c, const struct signal_http_req *r)
 			    "Sec-WebSocket-Accept: %s\r\n\r\n",
 			    accept);
 	log_debug("signaling: %s: WebSocket open, peer %s", c->remote, c->peer.id);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (sio)
+		signal_session_ws_attach(c->ctx, c, r->target);
+	if (c->state == CONN_WS && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		ws_read(c->bev, c); /* frames sent right behind the head */
+}
+
+/* ---- socket.io long-polling (the sessions are in signal_session.c) ---- */
+
+void signal_conn_http_reply(struct signal_conn *c, int status, const char *ctype, const char *body, size_t len)
+{
+	c->sio = NULL;
+	http_respond(c, status, ctype, body, len, c->cors, 0);
+}
+
+static void held_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	evbuffer_drain(in, evbuffer_get_length(in)); /* no pipelining behind a poll */
+}
+
+static void held_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what != BEV_EVENT_CONNECTED)
+		conn_free(arg); /* the client gave up the poll: conn_free tells the session */
+}
+
+void signal_conn_hold(struct signal_conn *c, struct signal_session *s)
+{
+	c->state = CONN_HELD;
+	c->sio = s;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_setcb(c->bev, held_read, NULL, held_event, c);
+}
+
+void signal_conn_set_session(struct signal_conn *c, struct signal_session *s)
+{
+	c->sio = s;
+}
+
+const char *signal_conn_remote(const struct signal_conn *c)
+{
+	return c->remote;
+}
+
+const char *signal_conn_host(const struct signal_conn *c)
+{
+	return c->host;
+}
+
+int signal_conn_ipkey(const struct signal_conn *c, uint8_t *key)
+{
+	if (!c->ip_counted)
+		return -1;
+	memcpy(key, c->ipkey, SIGNAL_IPLIMIT_KEY_LEN);
+	return 0;
+}
+
+static void body_read(struct bufferevent *bev, void *arg)
+{
+	struct signal_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	const char *body;
+
+	if (evbuffer_get_length(in) < c->post_len)
+		return;
+	body = (const char *)evbuffer_pullup(in, (ev_ssize_t)c->post_len);
+	if (body == NULL && c->post_len > 0) {
+		http_error(c, 500, NULL);
+		return;
+	}
+	c->state = CONN_HTTP;
+	signal_session_post(c->ctx, c, c->post_target, body != NULL ? body : "", c->post_len);
+	evbuffer_drain(in, c->post_len);
+	if (c->state == CONN_HTTP)
+		http_error(c, 500, NULL); /* the session must have answered */
+}
+
+/* A socket.io request: GET (handshake or poll), POST (packets; the body is
+ * read first, at most signaling-max-message bytes) or the WebSocket. */
+static void http_socketio(struct signal_conn *c, const struct signal_http_req *r)
+{
+	const struct config *cfg = c->ctx->cfg;
+	const char *origin = signal_http_header(r, "Origin"), *cl;
+	char *end;
+	unsigned long n;
+	size_t clen;
+
+	if (cfg->n_signaling_origin > 0 && origin != NULL &&
+	    !signal_http_origin_allowed(origin, cfg->signaling_origin, cfg->n_signaling_origin)) {
+		log_info("signaling: %s: socket.io from origin '%s' refused", c->remote, origin);
+		http_error(c, 403, NULL);
+		return;
+	}
+	/* Allowed pages of other origins may read the answers (simple requests
+	 * only: no preflight, no credentials). */
+	if (origin != NULL && (c->cors = malloc((clen = strlen(origin) + 64))) != NULL)
+		snprintf(c->cors, clen, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", origin);
+	if (signal_http_wants_ws(r)) {
+		http_upgrade(c, r);
+	} else if (strcmp(r->method, "GET") == 0) {
+		signal_session_get(c->ctx, c, r->target);
+	} else if (strcmp(r->method, "POST") != 0) {
+		http_error(c, 405, "Allow: GET, POST\r\n");
+	} else if (signal_http_header(r, "Transfer-Encoding") != NULL ||
+		   (cl = signal_http_header(r, "Content-Length")) == NULL) {
+		http_error(c, 411, NULL);
+	} else if (*cl < '0' || *cl > '9' || (n = strtoul(cl, &end, 10), *end != '\0') ||
+		   n > (unsigned long)cfg->signaling_max_message) {
+		http_error(c, *cl >= '0' && *cl <= '9' && *end == '\0' ? 413 : 400, NULL);
+	} else if ((c->post_target = strdup(r->target)) == NULL) {
+		http_error(c, 500, NULL);
+	} else {
+		c->post_len = n;
+		c->state = CONN_BODY;
+		bufferevent_setcb(c->bev, body_read, NULL, http_event, c);
+		body_read(c->bev, c);
+	}
 }
 
 static void http_dispatch(struct signal_conn *c, const struct signal_http_req *r)
@@ -633,7 +806,9 @@ static void http_dispatch(struct signal_conn *c, const struct signal_http_req *r
 	int head_only = strcmp(r->method, "HEAD") == 0;
 	size_t plen = strcspn(r->target, "?");
 
-	if (signal_http_wants_ws(r)) {
+	if (c->ctx->cfg->signaling_socketio && signal_eio_is_path(r->target)) {
+		http_socketio(c, r);
+	} else if (signal_http_wants_ws(r)) {
 		http_upgrade(c, r);
 	} else if (strcmp(r->method, "GET") != 0 && !head_only) {
 		http_error(c, 405, "Allow: GET, HEAD\r\n");
@@ -765,6 +940,7 @@ int signal_conn_new(struct signal_ctx *ctx, evutil_socket_t fd, SSL_CTX *tls)
 		evutil_closesocket(fd);
 		return -1;
 	}
+	c->kind = SIGNAL_SINK_WS;
 	c->ctx = ctx;
 	if (conn_count_ip(c, fd) < 0) {
 		evutil_closesocket(fd);

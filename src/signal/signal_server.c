@@ -24,6 +24,7 @@
 #include "signal/signal_ice.h"
 #include "signal/signal_iplimit.h"
 #include "signal/signal_room.h"
+#include "signal/signal_session.h"
 
 #ifndef CONFIG_DATADIR
 #define CONFIG_DATADIR "/usr/local/share"
@@ -108,6 +109,7 @@ static void *signal_thread(void *arg)
 	struct signal_server *s = arg;
 
 	event_base_dispatch(s->ctx.base);
+	signal_sessions_free(&s->ctx);
 	signal_conn_free_all(&s->ctx);
 	return NULL;
 }
@@ -175,6 +177,7 @@ static void server_free(struct signal_server *s)
 
 	for (i = 0; i < s->nlst; i++)
 		evconnlistener_free(s->lst[i]);
+	signal_sessions_free(&s->ctx);
 	signal_conn_free_all(&s->ctx);
 	signal_ice_free(s->ctx.ice);
 	signal_rooms_free(s->ctx.rooms);
@@ -234,7 +237,7 @@ static int server_init(struct signal_server *s, const struct config *cfg, char *
 	}
 	s->ctx.cfg = cfg;
 	s->ctx.root = page_root(cfg);
-	if ((s->ctx.iplimit = signal_iplimit_new()) == NULL ||
+	if ((s->ctx.iplimit = signal_iplimit_new()) == NULL || (s->ctx.sessions = signal_sessions_new()) == NULL ||
 	    (s->ctx.rooms = signal_rooms_new((size_t)cfg->signaling_room_size, (size_t)cfg->signaling_max_rooms,
 					     signal_conn_send_text)) == NULL) {
 		snprintf(err, errlen, "signaling: out of memory");

@@ -67,7 +67,7 @@ cleanup() {
 }
 
 # The first three checks every script here starts with.
-pre_common=("node is installed" "ws and playwright-core are installed in tests/signaling/node_modules"
+pre_common=("node is installed" "ws, playwright-core and socket.io-client are installed in tests/signaling/node_modules"
             "server binary exists and is executable")
 
 # tap_begin MJS: MJS (a script in tests/signaling) prints the rest of the
@@ -122,12 +122,14 @@ npm_setup() {
       chmod u+w "$node_dir"/*
   fi
   if [ ! -f "$node_dir/node_modules/ws/package.json" ] ||
-     [ ! -f "$node_dir/node_modules/playwright-core/package.json" ]; then
+     [ ! -f "$node_dir/node_modules/playwright-core/package.json" ] ||
+     [ ! -f "$node_dir/node_modules/socket.io-client/package.json" ]; then
     say "# node_modules missing: running npm ci in $node_dir"
     (cd "$node_dir" && npm ci --no-audit --no-fund --no-update-notifier) >"$workdir/npm.log" 2>&1
     diag <"$workdir/npm.log"
   fi
-  [ -f "$node_dir/node_modules/ws/package.json" ] && [ -f "$node_dir/node_modules/playwright-core/package.json" ]
+  [ -f "$node_dir/node_modules/ws/package.json" ] && [ -f "$node_dir/node_modules/playwright-core/package.json" ] &&
+    [ -f "$node_dir/node_modules/socket.io-client/package.json" ]
 }
 
 # start_server ARGS...: starts $server_bin with ARGS (output in

@@ -10,6 +10,12 @@ export const C = {};
 // Loads the npm "ws" client (late, so --count works before npm ci).
 export async function loadWs() { C.WebSocket = (await import('ws')).default; }
 
+// A join token (docs/signaling.md): "EXPIRY:USER:ROOM:" + base64url HMAC-SHA256.
+export function mint(secret, exp, user, room) {
+  const payload = `${exp}:${user}:${room}`;
+  return payload + ':' + crypto.createHmac('sha256', secret).update(payload).digest('base64url');
+}
+
 export const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 
 export function withTimeout(p, ms, what) {

@@ -17,7 +17,7 @@
 // Options: --count (print the number of tests), --fail-all REASON.
 
 import crypto from 'node:crypto';
-import { C, sleep, withTimeout, rawHttp, statusOf, headerOf, Client, isErr, Raw, loadWs } from './lib.mjs';
+import { C, sleep, withTimeout, rawHttp, statusOf, headerOf, Client, isErr, Raw, loadWs, mint } from './lib.mjs';
 
 const TESTS = [
   ['a-page', 'A (shipped config, no signaling-root): GET / serves the demo page (installed or from the source tree)'],
@@ -68,10 +68,6 @@ const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`environm
 
 // ------------------------------------------------------------ helpers ----
 const now = () => Math.floor(Date.now() / 1000);
-function mint(secret, exp, user, room) {
-  const payload = `${exp}:${user}:${room}`;
-  return payload + ':' + crypto.createHmac('sha256', secret).update(payload).digest('base64url');
-}
 const token = (user, room, exp = now() + 300) => mint(C.tokenSecret, exp, user, room);
 
 function stunOnly(list, who) {
