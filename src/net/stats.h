@@ -42,6 +42,7 @@ enum {
 	STATS_REFUSE_BPS_CAPACITY,  /* datagrams dropped by bps-capacity */
 	STATS_REFUSE_NO_FD,         /* 508: EMFILE/ENFILE on a relay socket */
 	STATS_REFUSE_DRAINING,      /* 508: draining */
+	STATS_REFUSE_TCP_PENDING,   /* RFC 6062 peer connection refused: tcp-relay-max-pending(-total) */
 	STATS_NREFUSE
 };
 
