@@ -128,7 +128,7 @@ static const struct opt opts[] = {
 	    "peer connections per TCP allocation not yet bound to a client connection"),
 	INT("tcp-relay-max-pending-total", tcp_relay_max_pending_total, 1, 1000000, "N",
 	    "peer connections not yet bound, whole server"),
-	INT("tcp-relay-connect-timeout", tcp_relay_connect_timeout, 1, 300, "SECONDS",
+	INT("tcp-relay-connect-timeout", tcp_relay_connect_timeout, 30, 300, "SECONDS",
 	    "how long a Connect to a peer may take before 447"),
 	{ "redis-userdb", OPT_STR, F(redis_userdb), 0, 0, 0, NULL, "CONNINFO",
 	  "Redis user database: \"ip=A port=P dbname=N password=S\" or redis://..." },
@@ -632,7 +632,7 @@ void config_defaults(struct config *c)
 	/* TCP allocations (RFC 6062, issue 12): off */
 	c->tcp_relay_max_pending = 16;
 	c->tcp_relay_max_pending_total = 1024;
-	c->tcp_relay_connect_timeout = 10;
+	c->tcp_relay_connect_timeout = 30; /* RFC 6062 §5.2: at least 30 s */
 	c->auth_cache_ttl = 5;
 	/* admin HTTP listener and drain (issue 11) */
 	c->prometheus_port = 9641;

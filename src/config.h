@@ -76,7 +76,7 @@ struct config {
 	int tcp_relay_max_pending;        /* peer connections per allocation waiting for
 					     ConnectionBind (or still connecting), default 16 */
 	int tcp_relay_max_pending_total;  /* the same over the whole server, default 1024 */
-	int tcp_relay_connect_timeout;    /* seconds a Connect may take before 447, default 10 */
+	int tcp_relay_connect_timeout;    /* seconds a Connect may take before 447, default (and RFC 6062 minimum) 30 */
 
 	/* Credentials in Redis and the TURN REST API (coturn's key names) */
 	char *redis_userdb;               /* "ip=... port=... dbname=... password=..." or redis:// URL */

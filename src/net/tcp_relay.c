@@ -554,6 +554,8 @@ static void bind_handoff(struct worker *w, struct stream_detached *d, void *arg)
 		tcp_relay_on_msg(w, m);
 		return;
 	}
+	log_debug("tcp-relay: connection id %08x: data connection handed from worker %d to worker %d", m->id, w->id,
+		  owner->id);
 	if (worker_post(owner, WORKER_MSG_TCP_BIND, m) < 0) {
 		log_warnx("tcp-relay: cannot hand a ConnectionBind to worker %d", owner->id);
 		msg_close(w->srv, m);
