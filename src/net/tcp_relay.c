@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net/limits.h"
 #include "net/netaddr.h"
 #include "net/stream.h"
 #include "turn/turn_policy.h"
@@ -28,6 +29,7 @@
 /* An allocation's TCP side (relay->tcp). */
 struct tcp_relay_alloc {
 	struct evconnlistener *lev;   /* the relayed transport address */
+	struct event *resume_ev;      /* re-enables lev after an accept error */
 	struct stun_addr bound;       /* its local address (outgoing connections bind to it) */
 	struct turn_tcp_list conns;
 	struct relay *r;
@@ -44,7 +46,9 @@ struct tcp_peer {
 	uint8_t client_tls;
 	uint8_t client_family;        /* STATS_V4/V6 of the conns[][] gauge slot */
 	uint8_t closing;              /* one side is gone: flushing the other, then close */
-	uint8_t paused[STATS_NDIR];   /* reading the source of this direction stopped */
+	uint8_t paused[STATS_NDIR];   /* source of this direction stopped: output queue full */
+	uint8_t bps_held[STATS_NDIR]; /* source of this direction stopped: max-bps / bps-capacity */
+	struct event *bps_ev;         /* retries held directions, created on first use */
 	/* the Connect being answered (§5.2) */
 	uint8_t tid[STUN_TID_LEN];
 	uint8_t sha256, fp;
@@ -188,6 +192,8 @@ static void peer_free(struct tcp_peer *tp)
 {
 	struct worker *w = tp->w;
 
+	if (tp->bps_ev != NULL)
+		event_free(tp->bps_ev);
 	if (tp->peer != NULL)
 		bufferevent_free(tp->peer);
 	if (tp->client != NULL) {
@@ -219,6 +225,62 @@ static void relay_count(struct tcp_peer *tp, int dir, size_t n)
 	}
 }
 
+static void data_read(struct bufferevent *src, void *arg);
+
+/* The source bufferevent of direction dir. */
+static struct bufferevent *dir_src(struct tcp_peer *tp, int dir)
+{
+	return dir == STATS_TO_PEER ? tp->client : tp->peer;
+}
+
+/* Reads the source of dir again unless something still holds it. */
+static void src_resume(struct tcp_peer *tp, int dir)
+{
+	struct bufferevent *src = dir_src(tp, dir);
+
+	if (src == NULL || tp->closing || tp->paused[dir] || tp->bps_held[dir])
+		return;
+	bufferevent_enable(src, EV_READ);
+	data_read(src, tp);
+}
+
+#define TCP_RELAY_BPS_RETRY_MS 20
+
+static void bps_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct tcp_peer *tp = arg;
+	int dir;
+
+	for (dir = 0; dir < STATS_NDIR; dir++) {
+		if (tp->bps_held[dir]) {
+			tp->bps_held[dir] = 0;
+			src_resume(tp, dir); /* may hold it again */
+		}
+	}
+}
+
+/* max-bps / bps-capacity over TCP: bytes are never dropped; the source is
+ * not read for TCP_RELAY_BPS_RETRY_MS instead, and TCP slows the sender
+ * down. Returns 1 when n bytes may go now. */
+static int bps_ok(struct tcp_peer *tp, struct bufferevent *src, int dir, size_t n)
+{
+	struct worker *w = tp->w;
+	struct timeval tv = { 0, TCP_RELAY_BPS_RETRY_MS * 1000 };
+
+	if (!w->bps_on)
+		return 1;
+	w->now_ms = worker_now_ms();
+	if (limits_bps_pass(w, tp->ta->r, dir, n))
+		return 1;
+	if (tp->bps_ev == NULL && (tp->bps_ev = evtimer_new(w->base, bps_retry, tp)) == NULL)
+		return 1; /* no timer: better relay than stall for ever */
+	tp->bps_held[dir] = 1;
+	bufferevent_disable(src, EV_READ);
+	if (!evtimer_pending(tp->bps_ev, NULL))
+		evtimer_add(tp->bps_ev, &tv);
+	return 0;
+}
+
 /* Bytes arrived on src: move them to the other side as they are (§5.4).
  * A full output queue (stream-output-limit) stops reading src until it
  * drains to half: TCP pushes back on the sender instead of losing bytes. */
@@ -230,7 +292,7 @@ static void data_read(struct bufferevent *src, void *arg)
 	struct evbuffer *in = bufferevent_get_input(src);
 	size_t limit = (size_t)tp->w->srv->cfg->stream_output_limit, n = evbuffer_get_length(in);
 
-	if (dst == NULL || tp->closing || n == 0)
+	if (dst == NULL || tp->closing || n == 0 || tp->bps_held[dir] || !bps_ok(tp, src, dir, n))
 		return;
 	if (bufferevent_write_buffer(dst, in) < 0)
 		return;
@@ -257,8 +319,7 @@ static void data_write(struct bufferevent *dst, void *arg)
 	if (tp->paused[dir] && src != NULL) {
 		tp->paused[dir] = 0;
 		bufferevent_setwatermark(dst, EV_WRITE, 0, 0);
-		bufferevent_enable(src, EV_READ);
-		data_read(src, tp);
+		src_resume(tp, dir);
 	}
 }
 
@@ -402,6 +463,28 @@ static void relay_accept(struct evconnlistener *lev, evutil_socket_t fd, struct 
 	log_debug("tcp-relay: ConnectionAttempt from %s, connection id %08x", netaddr_str(&peer, ps), tp->tc->id);
 }
 
+static void relay_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct tcp_relay_alloc *ta = arg;
+
+	evconnlistener_enable(ta->lev);
+}
+
+/* accept(2) failed (out of descriptors, most likely): the connection stays
+ * in the backlog and the socket readable, so pause this listener for a
+ * second rather than spin (as stream.c does for client listeners). */
+static void relay_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct tcp_relay_alloc *ta = arg;
+	struct timeval tv = { 1, 0 };
+	static _Atomic int64_t logged;
+
+	evconnlistener_disable(lev);
+	event_add(ta->resume_ev, &tv);
+	if (log_ratelimit(&logged, 10))
+		log_warn("tcp-relay: accept on a relayed address (this message at most every 10 s)");
+}
+
 int tcp_relay_attach(struct worker *w, struct relay *r, const struct stun_addr *bound)
 {
 	struct tcp_relay_alloc *ta = calloc(1, sizeof(*ta));
@@ -410,12 +493,17 @@ int tcp_relay_attach(struct worker *w, struct relay *r, const struct stun_addr *
 		goto fail;
 	ta->r = r;
 	ta->bound = *bound;
+	if ((ta->resume_ev = evtimer_new(w->base, relay_accept_resume, ta)) == NULL)
+		goto fail;
 	ta->lev = evconnlistener_new(w->base, relay_accept, ta, LEV_OPT_CLOSE_ON_FREE, -1, r->fd);
 	if (ta->lev == NULL)
 		goto fail;
+	evconnlistener_set_error_cb(ta->lev, relay_accept_error);
 	r->tcp = ta;
 	return 0;
 fail:
+	if (ta != NULL && ta->resume_ev != NULL)
+		event_free(ta->resume_ev);
 	free(ta);
 	return -1;
 }
@@ -427,6 +515,7 @@ void tcp_relay_release(struct relay *r)
 	while (ta->conns.head != NULL)
 		peer_free(ta->conns.head->io);
 	evconnlistener_free(ta->lev); /* closes r->fd */
+	event_free(ta->resume_ev);
 	free(ta);
 	r->tcp = NULL;
 	r->fd = -1;

@@ -47,6 +47,10 @@ def server(kind):
                         extra=["--tcp-relay", "--relay-threads=4", "--tcp-relay-max-pending=3"])
         elif kind == "strict":   # default peer policy: loopback refused
             opts = dict(extra=["--tcp-relay"])
+        elif kind == "bps":      # max-bps 100 kB/s per direction
+            opts = dict(allow_loopback=True, extra=["--tcp-relay", "--max-bps=100000"])
+        elif kind == "total":    # 2 pending peer connections in the whole server
+            opts = dict(allow_loopback=True, extra=["--tcp-relay", "--tcp-relay-max-pending-total=2"])
         elif kind == "off":      # tcp-relay not set
             opts = dict(allow_loopback=True)
         else:
@@ -378,6 +382,21 @@ def t_pending_limit():
     ctl.close()
 
 
+@tap.case("tcp-relay-max-pending-total=2: a 3rd pending Connect on a 3rd allocation 508; a bind frees a slot")
+def t_pending_total():
+    srv = server("total")
+    ctls = [tcp_allocation(srv) for _ in range(3)]
+    lsts = [listener() for _ in range(3)]
+    r0 = ctls[0].tcp_connect(lsts[0].getsockname())
+    r1 = ctls[1].tcp_connect(lsts[1].getsockname())
+    check(r0.is_success() and r1.is_success(), "2 Connects: %r %r" % (r0, r1))
+    check_eq(ctls[2].tcp_connect(lsts[2].getsockname()).error_code(), 508, "3rd pending Connect in the server")
+    d = data_connection(srv, ctls[0], r0.connection_id())
+    check(ctls[2].tcp_connect(lsts[2].getsockname()).is_success(), "Connect after a bind freed a slot")
+    for x in ctls + lsts + [d]:
+        x.close()
+
+
 @tap.case("a peer connection not bound within 30 s is closed; a late ConnectionBind gets 400")
 def t_bind_timeout():
     srv = server("main")
@@ -395,6 +414,31 @@ def t_bind_timeout():
     d.adopt_credentials(ctl)
     check_eq(d.connection_bind(r.connection_id()).error_code(), 400, "late ConnectionBind")
     for x in (d, peer, ctl):
+        x.close()
+
+
+@tap.case("max-bps=100000: 400 kB client -> peer arrive intact, held back (>= 1.5 s), not dropped")
+def t_bps():
+    srv = server("bps")
+    ctl, d, peer = active(srv, early=None)
+    up = os.urandom(400000)
+    import threading
+    got = {}
+
+    def peer_read():
+        got["up"] = recv_exact(peer, len(up), timeout=60)
+        got["t"] = time.monotonic()
+
+    t = threading.Thread(target=peer_read)
+    t0 = time.monotonic()
+    t.start()
+    d.data_send(up)
+    t.join(60)
+    check(got.get("up") == up, "%d of %d bytes intact" % (len(got.get("up", b"")), len(up)))
+    took = got["t"] - t0
+    tap.diag("400 kB at max-bps 100 kB/s (1 s burst): %.1f s" % took)
+    check(took >= 1.5, "400 kB took %.2f s: max-bps not applied to TCP relay bytes" % took)
+    for x in (ctl, d, peer):
         x.close()
 
 
