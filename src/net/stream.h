@@ -4,7 +4,9 @@
  * Each worker accepts on its own SO_REUSEPORT listening sockets, so an
  * accepted connection, its allocation and the allocation's relay socket all
  * belong to that worker. Messages are framed with stun_frame_next and handed
- * to turn_handle_client one by one. The relay leg stays UDP.
+ * to turn_handle_client one by one. The relay leg is UDP, or TCP for an
+ * RFC 6062 allocation (net/tcp_relay.h), whose ConnectionBind takes its
+ * connection out of this module (stream_handoff).
  */
 #ifndef TURNSTONE_STREAM_H
 #define TURNSTONE_STREAM_H
