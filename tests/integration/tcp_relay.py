@@ -51,6 +51,8 @@ def server(kind):
             opts = dict(allow_loopback=True, extra=["--tcp-relay", "--max-bps=100000"])
         elif kind == "total":    # 2 pending peer connections in the whole server
             opts = dict(allow_loopback=True, extra=["--tcp-relay", "--tcp-relay-max-pending-total=2"])
+        elif kind == "v6":       # also listens on ::1, so IPv6 relayed addresses exist
+            opts = dict(allow_loopback=True, ipv6=True, extra=["--tcp-relay"])
         elif kind == "off":      # tcp-relay not set
             opts = dict(allow_loopback=True)
         else:
@@ -282,6 +284,37 @@ def t_close():
     check(is_closed(peer3), "peer still connected after the allocation ended")
     check(d3.wait_closed(5.0), "data connection still open after the allocation ended")
     for x in (ctl, d3, peer3):
+        x.close()
+
+
+@tap.case("IPv6 TCP allocation (REQUESTED-ADDRESS-FAMILY): Connect to [::1] and inbound from [::1], both ways")
+def t_ipv6():
+    srv = server("v6")
+    ctl = srv.stream_client()
+    r = ctl.allocate(transport=tc.PROTO_TCP,
+                     extra=[tc.Attr.raw(tc.REQUESTED_ADDRESS_FAMILY, b"\x02\x00\x00\x00")])
+    check(r.is_success(), "IPv6 TCP Allocate: %r" % r)
+    check(":" in ctl.relayed[0], "relayed address %r is not IPv6" % (ctl.relayed,))
+    lst = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    lst.bind(("::1", 0))
+    lst.listen(4)
+    lst.settimeout(5)
+    r = ctl.tcp_connect(lst.getsockname()[:2])
+    check(r.is_success(), "Connect to [::1]: %r" % r)
+    peer, src = lst.accept()
+    lst.close()
+    check_eq(src[:2], ctl.relayed, "peer sees the relayed address")
+    d = data_connection(srv, ctl, r.connection_id())
+    both_ways(d, peer)
+    check_eq(ctl.tcp_connect(("127.0.0.1", 9)).error_code(), 443, "Connect to an IPv4 peer")
+    check(ctl.create_permission(("::1", 0)).is_success(), "CreatePermission [::1]")
+    p2 = socket.create_connection(tuple(ctl.relayed), timeout=5)
+    ca = ctl.wait_connection_attempt(5.0)
+    check(ca is not None, "no ConnectionAttempt")
+    check_eq(ca[1], p2.getsockname()[:2], "ConnectionAttempt XOR-PEER-ADDRESS")
+    d2 = data_connection(srv, ctl, ca[0])
+    both_ways(d2, p2)
+    for x in (ctl, d, peer, d2, p2):
         x.close()
 
 
