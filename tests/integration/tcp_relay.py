@@ -53,6 +53,8 @@ def server(kind):
             opts = dict(allow_loopback=True, extra=["--tcp-relay", "--tcp-relay-max-pending-total=2"])
         elif kind == "v6":       # also listens on ::1, so IPv6 relayed addresses exist
             opts = dict(allow_loopback=True, ipv6=True, extra=["--tcp-relay"])
+        elif kind == "quota":    # one allocation per user
+            opts = dict(allow_loopback=True, extra=["--tcp-relay", "--user-quota=1"])
         elif kind == "off":      # tcp-relay not set
             opts = dict(allow_loopback=True)
         else:
@@ -366,6 +368,25 @@ def t_allocate_errors():
     check(c.allocate().is_success(), "UDP allocation over TCP")
     check_eq(c.tcp_connect(("127.0.0.1", 9)).error_code(), 400, "Connect on a UDP allocation (TCP control)")
     c.close()
+
+
+@tap.case("user-quota=1: a TCP allocation counts (a second Allocate 486, allowed again once it ends)")
+def t_quota():
+    srv = server("quota")
+    ctl = tcp_allocation(srv)
+    with srv.client() as u:
+        check_eq(u.allocate().error_code(), 486, "UDP Allocate while the TCP allocation lives")
+        c2 = srv.stream_client()
+        check_eq(c2.allocate(transport=tc.PROTO_TCP).error_code(), 486, "second TCP Allocate")
+        c2.close()
+        ctl.close()  # the control connection closing ends the allocation
+        end = time.monotonic() + 5
+        while True:
+            r = u.allocate()
+            if r.is_success() or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        check(r.is_success(), "Allocate after the TCP allocation ended: %r" % r)
 
 
 @tap.case("tcp-relay off: TCP Allocate 442")
