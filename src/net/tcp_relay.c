@@ -65,6 +65,8 @@ struct tcp_bind_msg {
 	uint8_t sha256, fp;
 };
 
+static void refusal_free(struct tcp_refusal *f);
+
 static struct tcp_relay_alloc *alloc_tcp(const struct turn_alloc *a)
 {
 	const struct relay *r = a->io;
@@ -86,6 +88,8 @@ int tcp_relay_worker_init(struct worker *w)
 
 void tcp_relay_worker_free(struct worker *w)
 {
+	while (w->tcp_refusing != NULL)
+		refusal_free(w->tcp_refusing);
 	free(w->tcp_conns);
 	w->tcp_conns = NULL;
 }
@@ -699,43 +703,62 @@ static struct bufferevent *client_bev(struct worker *w, struct tcp_bind_msg *m)
 }
 
 /* A refused ConnectionBind's connection: closed once its answer is written
- * (or after 5 s, or on error). */
+ * (or after 5 s, or on error); listed in w->tcp_refusing so that a worker
+ * stopping meanwhile frees it. */
+struct tcp_refusal {
+	struct bufferevent *bev;
+	struct worker *w;
+	struct tcp_refusal *prev, *next;
+};
+
+static void refusal_free(struct tcp_refusal *f)
+{
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else
+		f->w->tcp_refusing = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+	bufferevent_free(f->bev);
+	atomic_fetch_sub(&f->w->srv->nconns, 1);
+	free(f);
+}
+
 static void refuse_write(struct bufferevent *bev, void *arg)
 {
-	struct server *srv = arg;
-
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		bufferevent_free(bev);
-		atomic_fetch_sub(&srv->nconns, 1);
-	}
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		refusal_free(arg);
 }
 
 static void refuse_event(struct bufferevent *bev, short what, void *arg)
 {
-	struct server *srv = arg;
-
-	bufferevent_free(bev);
-	atomic_fetch_sub(&srv->nconns, 1);
+	refusal_free(arg);
 }
 
 /* Refuses m with code: the answer is written, then the connection closed. */
 static void bind_refuse(struct worker *w, struct tcp_bind_msg *m, int code)
 {
 	struct timeval tv = { 5, 0 };
-	struct bufferevent *bev;
+	struct tcp_refusal *f = calloc(1, sizeof(*f));
 	size_t n;
 
-	if ((bev = client_bev(w, m)) == NULL) {
+	if (f == NULL || (f->bev = client_bev(w, m)) == NULL) {
+		free(f);
 		msg_close(w->srv, m);
 		return;
 	}
 	n = build_answer(w, TURN_METHOD_CONNECTION_BIND, m->tid, code, m->key, m->keylen, m->sha256, m->fp, 0);
-	msg_close(w->srv, m); /* fd and SSL now belong to bev */
-	bufferevent_setcb(bev, NULL, refuse_write, refuse_event, w->srv);
-	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_enable(bev, EV_WRITE);
-	if (n == 0 || bufferevent_write(bev, w->tx, n) < 0)
-		refuse_event(bev, BEV_EVENT_ERROR, w->srv);
+	msg_close(w->srv, m); /* fd and SSL now belong to f->bev */
+	f->w = w;
+	f->next = w->tcp_refusing;
+	if (f->next != NULL)
+		f->next->prev = f;
+	w->tcp_refusing = f;
+	bufferevent_setcb(f->bev, NULL, refuse_write, refuse_event, f);
+	bufferevent_set_timeouts(f->bev, &tv, &tv);
+	bufferevent_enable(f->bev, EV_WRITE);
+	if (n == 0 || bufferevent_write(f->bev, w->tx, n) < 0)
+		refusal_free(f);
 }
 
 void tcp_relay_on_msg(struct worker *w, void *ptr)

@@ -34,6 +34,7 @@ struct pending;
 struct limits;
 struct tcp_relay_alloc;
 struct turn_tcp_table;
+struct tcp_refusal;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
@@ -121,6 +122,7 @@ struct worker {
 	struct stream_conn *conns; /* open TCP/TLS connections (list) */
 	struct turn_tcp_table *tcp_conns; /* RFC 6062 peer connections of this worker's TCP
 					     allocations (net/tcp_relay.h), NULL unless tcp-relay */
+	struct tcp_refusal *tcp_refusing; /* refused ConnectionBinds still writing their answer */
 	struct auth_redis *redis;  /* this worker's Redis client, or NULL */
 	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
 	size_t npending;
