@@ -122,6 +122,14 @@ static const struct opt opts[] = {
 	INT("idle-timeout", idle_timeout, 1, 86400, "SECONDS", "close connections idle without an allocation"),
 	INT("stream-output-limit", stream_output_limit, 4096, 64 << 20, "BYTES",
 	    "output queued per connection before relayed data is dropped"),
+	/* TCP allocations (RFC 6062, issue 12) */
+	BOOL("tcp-relay", tcp_relay, "accept TCP allocations (RFC 6062: Connect, ConnectionBind)"),
+	INT("tcp-relay-max-pending", tcp_relay_max_pending, 1, 1024, "N",
+	    "peer connections per TCP allocation not yet bound to a client connection"),
+	INT("tcp-relay-max-pending-total", tcp_relay_max_pending_total, 1, 1000000, "N",
+	    "peer connections not yet bound, whole server"),
+	INT("tcp-relay-connect-timeout", tcp_relay_connect_timeout, 30, 300, "SECONDS",
+	    "how long a Connect to a peer may take before 447"),
 	{ "redis-userdb", OPT_STR, F(redis_userdb), 0, 0, 0, NULL, "CONNINFO",
 	  "Redis user database: \"ip=A port=P dbname=N password=S\" or redis://..." },
 	BOOL("use-auth-secret", use_auth_secret, "accept TURN REST API time-limited credentials"),
@@ -629,6 +637,10 @@ void config_defaults(struct config *c)
 	c->max_connections = 10000;
 	c->idle_timeout = 30;
 	c->stream_output_limit = 256 * 1024;
+	/* TCP allocations (RFC 6062, issue 12): off */
+	c->tcp_relay_max_pending = 16;
+	c->tcp_relay_max_pending_total = 1024;
+	c->tcp_relay_connect_timeout = 30; /* RFC 6062 §5.2: at least 30 s */
 	c->auth_cache_ttl = 5;
 	/* admin HTTP listener and drain (issue 11) */
 	c->prometheus_port = 9641;

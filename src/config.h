@@ -71,6 +71,13 @@ struct config {
 	int stream_output_limit;          /* bytes queued to one connection before relayed data
 					     is dropped and reading paused, default 262144 */
 
+	/* TCP allocations (RFC 6062, issue 12): off unless tcp-relay is set */
+	int tcp_relay;                    /* boolean: accept REQUESTED-TRANSPORT=TCP, default off */
+	int tcp_relay_max_pending;        /* peer connections per allocation waiting for
+					     ConnectionBind (or still connecting), default 16 */
+	int tcp_relay_max_pending_total;  /* the same over the whole server, default 1024 */
+	int tcp_relay_connect_timeout;    /* seconds a Connect may take before 447, default (and RFC 6062 minimum) 30 */
+
 	/* Credentials in Redis and the TURN REST API (coturn's key names) */
 	char *redis_userdb;               /* "ip=... port=... dbname=... password=..." or redis:// URL */
 	int use_auth_secret;              /* boolean: accept REST API time-limited credentials */

@@ -15,7 +15,7 @@ static const char *const auth_names[STATS_NAUTH] = {
 static const char *const refuse_names[STATS_NREFUSE] = {
 	"user_quota",   "total_quota",   "max_permissions", "max_channels", "allocate_rate",
 	"unauthorized_rate", "max_bps", "bps_capacity",    "no_descriptor", "draining",
-	"too_big",      "own_address",
+	"too_big",      "own_address", "tcp_pending",
 };
 
 static void head(FILE *f, const char *name, const char *type, const char *help)

@@ -45,6 +45,7 @@ enum {
 	/* issue 12: protocol corners */
 	STATS_REFUSE_TOO_BIG,       /* peer datagram too large for Data/ChannelData to the client */
 	STATS_REFUSE_OWN_ADDRESS,   /* Send/ChannelBind to the server's own listening ports */
+	STATS_REFUSE_TCP_PENDING,   /* RFC 6062 peer connection refused: tcp-relay-max-pending(-total) */
 	STATS_NREFUSE
 };
 

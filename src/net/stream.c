@@ -49,9 +49,68 @@ static void stream_close(struct stream_conn *c)
 		w->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	bufferevent_free(c->bev);
+	if (c->manual_close) {
+		/* Made without BEV_OPT_CLOSE_ON_FREE so that a ConnectionBind
+		 * can keep the socket: close it (and its TLS state) here. */
+		evutil_socket_t fd = bufferevent_getfd(c->bev);
+		SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+		bufferevent_free(c->bev);
+		if (ssl != NULL)
+			SSL_free(ssl);
+		if (fd >= 0)
+			close(fd);
+	} else {
+		bufferevent_free(c->bev);
+	}
 	atomic_fetch_sub(&w->srv->nconns, 1);
 	free(c);
+}
+
+/* Runs c->handoff: unlinks and frees c without closing its socket. */
+static void stream_do_handoff(struct stream_conn *c)
+{
+	struct worker *w = c->w;
+	struct stream_detached d;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	stream_handoff_fn fn = c->handoff;
+	void *arg = c->handoff_arg;
+
+	memset(&d, 0, sizeof(d));
+	d.fd = -1;
+	if (!c->manual_close || c->alloc != NULL) {
+		stream_close(c);
+		fn(w, &d, arg);
+		return;
+	}
+	d.fd = bufferevent_getfd(c->bev);
+	d.ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	d.tls = c->tls;
+	d.client = c->o.client;
+	d.local = c->o.local;
+	if ((d.nrest = evbuffer_get_length(in)) > 0 && (d.rest = malloc(d.nrest)) != NULL)
+		evbuffer_remove(in, d.rest, d.nrest);
+	else
+		d.nrest = 0;
+	STAT_ADD(CONN_GAUGE(c), -1);
+	turn_cancel_pending(w, c);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	bufferevent_free(c->bev); /* no BEV_OPT_CLOSE_ON_FREE: fd and SSL survive */
+	free(c);
+	fn(w, &d, arg);
+}
+
+void stream_handoff(struct stream_conn *c, stream_handoff_fn fn, void *arg)
+{
+	c->handoff = fn;
+	c->handoff_arg = arg;
+	if (!c->in_read)
+		stream_do_handoff(c);
 }
 
 void stream_set_alloc(struct stream_conn *c, struct turn_alloc *a)
@@ -115,8 +174,14 @@ static void stream_read_frames(struct bufferevent *bev, void *arg)
 			stream_close(c);
 			return;
 		}
+		c->in_read = 1;
 		turn_handle_client(c->w, &c->o, p, f.msg_len);
+		c->in_read = 0;
 		evbuffer_drain(in, f.frame_len);
+		if (c->handoff != NULL) {
+			stream_do_handoff(c); /* frees c */
+			return;
+		}
 	}
 	bufferevent_setwatermark(bev, EV_READ, 4, STREAM_MAX_FRAME * 2);
 }
@@ -185,11 +250,14 @@ static void stream_accept(struct evconnlistener *lev, evutil_socket_t fd, struct
 	c->w = w;
 	c->tls = tls;
 	c->o.conn = c;
+	/* With tcp-relay, a connection may become an RFC 6062 data connection
+	 * and move to another worker: it must outlive its bufferevent. */
+	c->manual_close = w->srv->cfg->tcp_relay;
 	if (tls)
 		c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							BEV_OPT_CLOSE_ON_FREE);
+							c->manual_close ? 0 : BEV_OPT_CLOSE_ON_FREE);
 	else
-		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->bev = bufferevent_socket_new(w->base, fd, c->manual_close ? 0 : BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		goto fail;
 	if (tls)

@@ -14,6 +14,7 @@
 #include "net/limits.h"
 #include "net/netaddr.h"
 #include "net/selfaddr.h"
+#include "net/tcp_relay.h"
 #include "net/turn_auth.h"
 #include "net/turn_req.h"
 #include "turn/turn_policy.h"
@@ -253,7 +254,12 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, 400);
 		return;
 	}
-	if (tr->val[0] != TRANSPORT_UDP) {
+	if (tr->val[0] == TURN_TRANSPORT_TCP) { /* RFC 6062 §5.1 */
+		if ((rc = tcp_relay_allocate_check(r)) != 0) {
+			turn_req_error(r, rc);
+			return;
+		}
+	} else if (tr->val[0] != TRANSPORT_UDP) {
 		turn_req_error(r, 442);
 		return;
 	}
@@ -289,6 +295,7 @@ static void handle_allocate(struct req *r)
 	rq.reserve = even != NULL && (even->val[0] & 0x80);
 	rq.token = token != NULL ? token->val : NULL;
 	rq.dont_fragment = stun_msg_find(&r->m, TURN_ATTR_DONT_FRAGMENT) != NULL;
+	rq.tcp = tr->val[0] == TURN_TRANSPORT_TCP;
 	lifetime = clamp_lifetime(cfg, &r->m, 0);
 	/* Quotas last, once the request is known to be valid (§7.2: 486). */
 	if ((rc = limits_alloc_acquire(w, r->username, &rq.quota_held)) != 0) {
@@ -464,6 +471,10 @@ static void handle_channel_bind(struct req *r)
 		turn_req_error(r, 437);
 		return;
 	}
+	if (tcp_relay_is_tcp(r->alloc)) { /* RFC 6062 §4: no channels on a TCP allocation */
+		turn_req_error(r, 400);
+		return;
+	}
 	ch = stun_msg_find(&r->m, TURN_ATTR_CHANNEL_NUMBER);
 	pa = stun_msg_find(&r->m, TURN_ATTR_XOR_PEER_ADDRESS);
 	if (ch == NULL || pa == NULL || ch->len != 4) {
@@ -537,7 +548,7 @@ static void handle_send(struct worker *w, struct turn_alloc *a, const struct stu
 	const struct stun_attr *pa, *data;
 	struct stun_addr peer;
 
-	if (a == NULL)
+	if (a == NULL || tcp_relay_is_tcp(a)) /* RFC 6062: data goes over data connections */
 		return;
 	pa = stun_msg_find(m, TURN_ATTR_XOR_PEER_ADDRESS);
 	data = stun_msg_find(m, TURN_ATTR_DATA);
@@ -705,6 +716,12 @@ void turn_req_authenticated(struct req *r)
 	case TURN_METHOD_CHANNEL_BIND:
 		handle_channel_bind(r);
 		break;
+	case TURN_METHOD_CONNECT:
+		tcp_relay_connect(r);
+		break;
+	case TURN_METHOD_CONNECTION_BIND:
+		tcp_relay_connection_bind(r);
+		break;
 	}
 }
 
@@ -720,6 +737,8 @@ static void handle_request(struct req *r)
 	case TURN_METHOD_REFRESH:
 	case TURN_METHOD_CREATE_PERMISSION:
 	case TURN_METHOD_CHANNEL_BIND:
+	case TURN_METHOD_CONNECT:
+	case TURN_METHOD_CONNECTION_BIND:
 		break;
 	default:
 		turn_req_error(r, 400);

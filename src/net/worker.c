@@ -23,6 +23,7 @@
 #include "net/reserve.h"
 #include "net/sessions.h"
 #include "net/stream.h"
+#include "net/tcp_relay.h"
 #include "net/turn_auth.h"
 #include "net/turn_handler.h"
 
@@ -421,7 +422,10 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 		if ((fd = reserve_take(rq->token, worker_now(), &addr)) < 0)
 			return -2;
 	} else {
-		fd = relay_bind(w, &addr, rq->even || rq->reserve, rq->reserve ? &pair : NULL);
+		if (rq->tcp) /* RFC 6062: a listening TCP socket */
+			fd = tcp_relay_bind(w, &addr);
+		else
+			fd = relay_bind(w, &addr, rq->even || rq->reserve, rq->reserve ? &pair : NULL);
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
 			static _Atomic int64_t logged;
 
@@ -458,8 +462,14 @@ int worker_relay_open(struct worker *w, const struct origin *o, struct turn_allo
 	r->o = *o;
 	r->alloc = a;
 	r->w = w;
-	r->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, relay_read, r);
-	if (r->ev == NULL || event_add(r->ev, NULL) < 0) {
+	if (rq->tcp) {
+		if (tcp_relay_attach(w, r, &addr) < 0) {
+			close(fd);
+			free(r);
+			return -1;
+		}
+	} else if ((r->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, relay_read, r)) == NULL ||
+		   event_add(r->ev, NULL) < 0) {
 		if (r->ev != NULL)
 			event_free(r->ev);
 		close(fd);
@@ -556,9 +566,13 @@ static void relay_release(struct turn_alloc *a)
 	 * closed, shutdown) comes through here. */
 	if (r->quota_held)
 		limits_alloc_release(r->w->srv, a->username);
-	event_free(r->ev);
-	close(r->fd);
-	relay_close_second(r);
+	if (r->tcp != NULL) {
+		tcp_relay_release(r); /* the listener and every data connection */
+	} else {
+		event_free(r->ev);
+		close(r->fd);
+		relay_close_second(r);
+	}
 	free(r);
 	a->io = NULL;
 }
@@ -592,6 +606,7 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 
 	log_roll(w, worker_now());
 	turn_table_foreach(&w->allocs, tick_one, w);
+	tcp_relay_tick(w);
 	STAT_INC(w->stats.loop_ticks); /* /healthz: this loop is turning */
 	/* The load figure: the kernel's count of this thread's CPU time, read
 	 * once a second rather than timing every event on the relay path. */
@@ -646,6 +661,9 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
 		case WORKER_MSG_SESSIONS:
 			sessions_fill(w, m->ptr);
 			break;
+		case WORKER_MSG_TCP_BIND:
+			tcp_relay_on_msg(w, m->ptr);
+			break;
 		}
 		free(m);
 	}
@@ -683,6 +701,8 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 	rxbatch_prepare(w->rxb[1], w->rx, 1);
 	pthread_mutex_init(&w->mq_lock, NULL);
 	limits_worker_init(w);
+	if (tcp_relay_worker_init(w) < 0)
+		goto oom;
 	for (i = 0; i < srv->nlisten; i++) {
 		if (!srv->cfg->no_udp) {
 			if (listener_open(w, &w->ls[w->nls], &srv->listen[i], err, errlen) < 0)
@@ -761,6 +781,7 @@ void worker_free(struct worker *w)
 		auth_redis_free(w->redis);
 	if (w->allocs.buckets != NULL)
 		turn_table_destroy(&w->allocs, relay_release);
+	tcp_relay_worker_free(w);
 	for (i = 0; i < w->nls; i++) {
 		event_free(w->ls[i].ev);
 		close(w->ls[i].fd);
@@ -777,6 +798,8 @@ void worker_free(struct worker *w)
 			SSL_CTX_free(m->ptr);
 		else if (m->type == WORKER_MSG_SESSIONS)
 			sessions_req_put(m->ptr);
+		else if (m->type == WORKER_MSG_TCP_BIND)
+			tcp_relay_msg_free(w->srv, m->ptr);
 		free(m);
 	}
 	pthread_mutex_destroy(&w->mq_lock);

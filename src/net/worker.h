@@ -34,6 +34,9 @@ struct auth_redis;
 struct pending;
 struct rxbatch;
 struct limits;
+struct tcp_relay_alloc;
+struct turn_tcp_table;
+struct tcp_refusal;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
@@ -52,6 +55,7 @@ struct server {
 	struct stun_addr relay_v4, relay_v6;   /* configured relay-ip, family 0 when unset */
 	struct stun_addr ext_public;           /* external-ip public part, family 0 when unset */
 	struct stun_addr ext_private;          /* external-ip private part, family 0 when unset */
+	_Atomic int tcp_pending;               /* RFC 6062 peer connections not yet bound (net/tcp_relay.h) */
 	SSL_CTX *tls;                          /* initial TLS context, NULL when TLS is off */
 	int nworkers;
 	struct worker *workers;
@@ -93,14 +97,17 @@ struct relay {
 	/* limits (net/limits.h) */
 	struct turn_bucket bps[STATS_NDIR]; /* max-bps, per direction */
 	uint8_t quota_held;        /* holds a user-quota/total-quota slot */
+	struct tcp_relay_alloc *tcp; /* TCP allocation (RFC 6062, net/tcp_relay.h): fd is then
+					its listening socket; NULL for UDP */
 };
 
 /* Messages from the main thread to a worker (typed queue + eventfd wake-up). */
-enum worker_msg_type { WORKER_MSG_STOP, WORKER_MSG_TLS_CTX, WORKER_MSG_SESSIONS };
+enum worker_msg_type { WORKER_MSG_STOP, WORKER_MSG_TLS_CTX, WORKER_MSG_SESSIONS, WORKER_MSG_TCP_BIND };
 struct worker_msg {
 	enum worker_msg_type type;
 	void *ptr;                 /* WORKER_MSG_TLS_CTX: an SSL_CTX reference the worker takes over;
-				      WORKER_MSG_SESSIONS: a struct sessions_req reference (net/sessions.h) */
+				      WORKER_MSG_SESSIONS: a struct sessions_req reference (net/sessions.h);
+				      WORKER_MSG_TCP_BIND: a client data connection to bind (net/tcp_relay.h) */
 	struct worker_msg *next;
 };
 
@@ -120,6 +127,9 @@ struct worker {
 	pthread_mutex_t mq_lock;   /* guards mq */
 	struct worker_msg *mq;
 	struct stream_conn *conns; /* open TCP/TLS connections (list) */
+	struct turn_tcp_table *tcp_conns; /* RFC 6062 peer connections of this worker's TCP
+					     allocations (net/tcp_relay.h), NULL unless tcp-relay */
+	struct tcp_refusal *tcp_refusing; /* refused ConnectionBinds still writing their answer */
 	struct auth_redis *redis;  /* this worker's Redis client, or NULL */
 	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
 	size_t npending;
@@ -181,6 +191,7 @@ struct relay_req {
 	int dont_fragment;               /* DONT-FRAGMENT: set DF on relayed IPv4 packets */
 	int quota_held;                  /* the allocation holds a quota slot (net/limits.h):
 					    given back when the relay is released */
+	int tcp;                         /* REQUESTED-TRANSPORT TCP (RFC 6062): a listening socket */
 	uint8_t token_out[8];            /* set when reserve succeeded */
 };
 

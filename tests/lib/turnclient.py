@@ -35,7 +35,11 @@ SEND = 0x006
 DATA = 0x007
 CREATE_PERMISSION = 0x008
 CHANNEL_BIND = 0x009
+CONNECT = 0x00A             # RFC 6062 section 6.1
+CONNECTION_BIND = 0x00B
+CONNECTION_ATTEMPT = 0x00C
 METHOD_NAMES = {1: "Binding", 3: "Allocate", 4: "Refresh", 6: "Send", 7: "Data",
+                10: "Connect", 11: "ConnectionBind", 12: "ConnectionAttempt",
                 8: "CreatePermission", 9: "ChannelBind"}
 
 # attributes
@@ -60,6 +64,7 @@ REQUESTED_TRANSPORT = 0x0019
 DONT_FRAGMENT = 0x001A
 XOR_MAPPED_ADDRESS = 0x0020
 RESERVATION_TOKEN = 0x0022
+CONNECTION_ID = 0x002A       # RFC 6062 section 6.2
 SOFTWARE = 0x8022
 FINGERPRINT = 0x8028
 
@@ -183,6 +188,10 @@ class Attr:
         return (XOR_PEER_ADDRESS, ("xor", ip, port))
 
     @staticmethod
+    def connection_id(cid):
+        return (CONNECTION_ID, struct.pack("!I", cid))
+
+    @staticmethod
     def raw(atype, value):
         return (atype, bytes(value))
 
@@ -284,6 +293,10 @@ class Message:
 
     def xor_peer(self):
         return self.xor_addr(XOR_PEER_ADDRESS)
+
+    def connection_id(self):
+        v = self.get(CONNECTION_ID)
+        return None if v is None or len(v) != 4 else struct.unpack("!I", v)[0]
 
     def lifetime(self):
         v = self.get(LIFETIME)
@@ -701,6 +714,70 @@ class StreamTurnClient(TurnClient):
         raise StunError("no response to %s within %.1fs" % (
             METHOD_NAMES.get(split_type(struct.unpack("!H", raw[:2])[0])[0]),
             timeout * retries))
+
+    # ---- RFC 6062 TCP allocations (written from the RFC text)
+
+    def tcp_connect(self, peer):
+        """Connect (section 4.3) on this control connection: the response
+        (success carries CONNECTION-ID)."""
+        return self.auth_request(CONNECT, [Attr.xor_peer(peer[0], peer[1])])[0]
+
+    def wait_connection_attempt(self, timeout=5.0):
+        """The next ConnectionAttempt indication (section 4.4) on this control
+        connection: (connection_id, (peer_ip, peer_port)), or None.  Other
+        frames are kept in self.pending."""
+        end = time.monotonic() + timeout
+        for i, f in enumerate(self.pending):
+            if is_stun(f):
+                m = parse(f)
+                if (m.method, m.cls) == (CONNECTION_ATTEMPT, INDICATION):
+                    del self.pending[i]
+                    return m.connection_id(), m.xor_peer()
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            f = self.recv_frame(left)
+            if f is None:
+                return None
+            if is_stun(f):
+                m = parse(f)
+                if (m.method, m.cls) == (CONNECTION_ATTEMPT, INDICATION):
+                    return m.connection_id(), m.xor_peer()
+            self.pending.append(f)
+
+    def adopt_credentials(self, other):
+        """Use other's realm, nonce and key (a data connection authenticates
+        like its control connection, without a first 401)."""
+        self.realm, self.nonce, self.key = other.realm, other.nonce, other.key
+
+    def connection_bind(self, cid):
+        """ConnectionBind (section 4.3) on this new connection.  After a
+        success the connection carries raw bytes: use self.data_send /
+        self.data_recv."""
+        return self.auth_request(CONNECTION_BIND, [Attr.connection_id(cid)])[0]
+
+    def data_send(self, payload):
+        self.sock.sendall(payload)
+
+    def data_recv(self, n, timeout=5.0):
+        """Exactly n raw bytes of a bound data connection (less on EOF or
+        timeout)."""
+        end = time.monotonic() + timeout
+        out, self.buf = self.buf[:n], self.buf[n:]
+        while len(out) < n:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self.sock.settimeout(left)
+            try:
+                d = self.sock.recv(n - len(out))
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not d:
+                break
+            out += d
+        return out
 
     def wait_closed(self, timeout):
         """True if the server closes the connection within timeout seconds
