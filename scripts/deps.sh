@@ -6,7 +6,7 @@
 #                            from prometheus, Go and pion/turn)
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
-libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev"
+libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev libunistring-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs coturn redis-server chromium python3 procps iproute2 prometheus"
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"

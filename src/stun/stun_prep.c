@@ -1,96 +1,102 @@
-/* stun_prep.c -- OpaqueString preparation of credentials (see stun_prep.h). */
+/* stun_prep.c -- OpaqueString preparation of credentials (see stun_prep.h).
+ * Unicode tables (normalisation, general categories, properties) come from
+ * GNU libunistring. */
 #include "stun/stun_prep.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
 
-/* Decodes one UTF-8 sequence at s (n bytes left). Returns its length and
- * sets *cp, or 0 when it is not valid UTF-8 (RFC 3629). */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+/* RFC 8264 §9.9 OldHangulJamo: conjoining Jamo (Hangul_Syllable_Type L, V, T). */
+static int old_hangul_jamo(ucs4_t c)
 {
-	size_t len, i;
-	uint32_t c;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		c = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		c = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		c = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	/* overlong forms, surrogates, beyond U+10FFFF */
-	if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
+	return (c >= 0x1100 && c <= 0x11ff) || (c >= 0xa960 && c <= 0xa97c) || (c >= 0xd7b0 && c <= 0xd7c6) ||
+	       (c >= 0xd7cb && c <= 0xd7fb);
 }
 
-static int disallowed(uint32_t c)
+/* 1 when c may appear in a FreeformClass string (RFC 8264 §4.3, §8): letters,
+ * marks, digits and other numbers, punctuation, symbols and the ASCII space
+ * (compatibility forms included). Refused: controls, PrecisIgnorableProperties
+ * (default-ignorable code points and noncharacters), OldHangulJamo,
+ * unassigned code points, and the rest (format, private use, surrogates,
+ * line/paragraph separators). ZWJ/ZWNJ (CONTEXTJ) are refused too: their
+ * context rule is not implemented, so the stricter answer is given. */
+static int freeform_ok(ucs4_t c)
 {
-	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe;
+	if (c == 0x20)
+		return 1;
+	if (uc_is_property_default_ignorable_code_point(c) || uc_is_property_not_a_character(c) ||
+	    old_hangul_jamo(c))
+		return 0;
+	return uc_is_general_category(c, uc_general_category_or(
+						  uc_general_category_or(UC_LETTER, UC_MARK),
+						  uc_general_category_or(uc_general_category_or(UC_NUMBER, UC_PUNCTUATION),
+									 UC_SYMBOL)));
 }
 
 /* Unicode general category Zs other than U+0020 (RFC 8265 §4.2.1 maps them to U+0020). */
-static int other_space(uint32_t c)
+static int other_space(ucs4_t c)
 {
-	return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x202f || c == 0x205f ||
-	       c == 0x3000;
+	return c != 0x20 && uc_is_general_category(c, UC_SPACE_SEPARATOR);
 }
 
 int stun_opaque_string(const char *in, char *out, size_t cap)
 {
-	const unsigned char *s = (const unsigned char *)in;
-	size_t n = strlen(in), i = 0, o = 0, l;
-	uint32_t c;
+	const uint8_t *s = (const uint8_t *)in, *p;
+	size_t n = strlen(in), i = 0, m = 0, outlen;
+	uint8_t *mapped, *nfc;
+	ucs4_t c;
+	int l;
 
-	if (n == 0)
+	if (n == 0 || u8_check(s, n) != NULL)
 		return -1;
+	if ((mapped = malloc(n)) == NULL)
+		return -1;
+	/* 1. additional mapping: non-ASCII spaces to U+0020 */
 	while (i < n) {
-		if ((l = utf8_next(s + i, n - i, &c)) == 0 || disallowed(c))
-			return -1;
+		l = u8_mbtouc(&c, s + i, n - i);
 		if (other_space(c)) {
-			if (o + 1 >= cap)
-				return -1;
-			out[o++] = ' ';
+			mapped[m++] = ' ';
 		} else {
-			if (o + l >= cap)
-				return -1;
-			memcpy(out + o, s + i, l);
-			o += l;
+			memcpy(mapped + m, s + i, (size_t)l);
+			m += (size_t)l;
 		}
-		i += l;
+		i += (size_t)l;
 	}
-	out[o] = '\0';
-	return (int)o;
+	/* 2. normalisation: NFC */
+	nfc = u8_normalize(UNINORM_NFC, mapped, m, NULL, &outlen);
+	free(mapped);
+	if (nfc == NULL)
+		return -1;
+	/* 3. the string class, on the result */
+	for (p = nfc; p < nfc + outlen; p += l) {
+		l = u8_mbtouc(&c, p, (size_t)(nfc + outlen - p));
+		if (!freeform_ok(c)) {
+			free(nfc);
+			return -1;
+		}
+	}
+	if (outlen == 0 || outlen + 1 > cap) {
+		free(nfc);
+		return -1;
+	}
+	memcpy(out, nfc, outlen);
+	out[outlen] = '\0';
+	free(nfc);
+	return (int)outlen;
 }
 
 int stun_opaque_ok(const unsigned char *s, size_t len)
 {
-	size_t i = 0, l;
-	uint32_t c;
+	char in[514], out[514];
 
-	if (len == 0)
+	/* USERNAME is at most 513 bytes (RFC 8489 §14.3); prepared must equal given */
+	if (len == 0 || len >= sizeof(in) || memchr(s, 0, len) != NULL)
 		return 0;
-	while (i < len) {
-		if ((l = utf8_next(s + i, len - i, &c)) == 0 || disallowed(c) || other_space(c))
-			return 0;
-		i += l;
-	}
-	return 1;
+	memcpy(in, s, len);
+	in[len] = '\0';
+	return stun_opaque_string(in, out, sizeof(out)) == (int)len && memcmp(in, out, len) == 0;
 }

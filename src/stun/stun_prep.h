@@ -2,13 +2,14 @@
  * §9.2.2 with the OpaqueString profile of RFC 8265 §4.2, which replaced
  * RFC 5389's SASLprep).
  *
- * Pure code. What is done: the string must be valid UTF-8 (no overlong
- * forms, surrogates or noncharacters) without control characters (U+0000-
- * U+001F, U+007F-U+009F) and not empty; non-ASCII spaces (Unicode Zs) become
- * U+0020. What is not done: NFC normalisation (no Unicode tables without a
- * library; input is taken as already NFC, as ASCII and nearly all typed text
- * is) and the check for unassigned code points. For ASCII the profile is the
- * identity plus the control-character rejection, and that is exact.
+ * Pure code (Unicode tables from libunistring). In order: the string must be
+ * valid UTF-8 and not empty; non-ASCII spaces (Unicode Zs) become U+0020;
+ * the result is normalised to NFC; then every code point must be allowed
+ * by the FreeformClass (RFC 8264 §4.3): controls, default-ignorable code
+ * points, noncharacters, Old Hangul Jamo, unassigned code points, format,
+ * private-use and separator characters other than the space are refused, as
+ * are ZWJ/ZWNJ (their CONTEXTJ rule is not implemented). For ASCII the
+ * profile is the identity plus the refusal of control characters.
  */
 #ifndef TURNSTONE_STUN_PREP_H
 #define TURNSTONE_STUN_PREP_H

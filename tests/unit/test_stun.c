@@ -1433,6 +1433,23 @@ static void test_opaque_string(void **state)
 	assert_int_equal(stun_opaque_string("\xc0\xaf", out, sizeof(out)), -1);
 	assert_int_equal(stun_opaque_string("\xe0\x80\xaf", out, sizeof(out)), -1);
 	assert_int_equal(stun_opaque_string("abcdef", out, 6), -1);
+	/* NFC: e + COMBINING ACUTE ACCENT is stored as U+00E9; a USERNAME sent
+	 * decomposed is not prepared */
+	assert_int_equal(stun_opaque_string("caf" "e\xcc\x81", out, sizeof(out)), 5);
+	assert_string_equal(out, "caf\xc3\xa9");
+	assert_int_equal(stun_opaque_ok((const unsigned char *)"caf\xc3\xa9", 5), 1);
+	assert_int_equal(stun_opaque_ok((const unsigned char *)"cafe\xcc\x81", 6), 0);
+	/* FreeformClass refusals: soft hyphen (default ignorable), ZWJ, private
+	 * use, unassigned, a noncharacter, Old Hangul Jamo, LINE SEPARATOR */
+	assert_int_equal(stun_opaque_string("a\xc2\xad" "b", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("a\xe2\x80\x8d" "b", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("\xee\x80\x80", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("\xcd\xb8", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("\xef\xb7\x90", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("\xe1\x84\x80", out, sizeof(out)), -1);
+	assert_int_equal(stun_opaque_string("a\xe2\x80\xa8", out, sizeof(out)), -1);
+	/* allowed: symbols, other scripts, compatibility forms (kept as given) */
+	assert_int_equal(stun_opaque_string("\xe2\x82\xac\xe6\x97\xa5\xef\xac\x81", out, sizeof(out)), 9);
 	assert_int_equal(stun_opaque_ok((const unsigned char *)"alice", 5), 1);
 	assert_int_equal(stun_opaque_ok((const unsigned char *)"al\nice", 6), 0);
 	assert_int_equal(stun_opaque_ok((const unsigned char *)"a\xc2\xa0" "b", 4), 0); /* not prepared */
