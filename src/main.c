@@ -272,6 +272,17 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (cfg.check_only) {
+		/* --check-config: what a start would say about the file, then stop. */
+		if (cfg.warnings != NULL)
+			fprintf(stderr, "%s", cfg.warnings);
+		printf("turnstone: configuration OK (%s)\n",
+		       cfg.config_file == NULL ? "command line only"
+		       : cfg.coturn_format     ? "coturn's turnserver.conf format"
+					       : "libconfig format");
+		config_free(&cfg);
+		return 0;
+	}
 	if (cfg.syslog)
 		log_use_syslog("turnstone");
 	else if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
@@ -280,6 +291,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	/* coturn keys accepted without effect: one line each (issue 12). */
+	for (const char *p = cfg.warnings, *nl; p != NULL && (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		log_warnx("%.*s", (int)(nl - p), p);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN); /* until the drain handler is installed: not fatal */
 	evthread_use_pthreads();

@@ -25,7 +25,8 @@ void turn_req_begin(struct req *r, struct stun_builder *b, uint8_t cls)
 }
 
 /* Adds integrity (when authenticated) and FINGERPRINT (when the request had
- * one), sends, and returns the length sent (0 on overflow). */
+ * one, or always with 'fingerprint'), sends, and returns the length sent
+ * (0 on overflow). */
 size_t turn_req_send(struct req *r, struct stun_builder *b)
 {
 	size_t n;
@@ -36,7 +37,7 @@ size_t turn_req_send(struct req *r, struct stun_builder *b)
 		else
 			stun_build_integrity(b, r->key, r->keylen);
 	}
-	if (r->m.fp_off != 0)
+	if (r->m.fp_off != 0 || r->w->srv->cfg->fingerprint)
 		stun_build_fingerprint(b);
 	if ((n = stun_build_finish(b)) == 0) {
 		log_warnx("response to %s does not fit", "request");
@@ -199,7 +200,7 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, 400);
 		return;
 	}
-	if (tr->val[0] != TRANSPORT_UDP) {
+	if (tr->val[0] != TRANSPORT_UDP || cfg->no_udp_relay) {
 		turn_req_error(r, 442);
 		return;
 	}
