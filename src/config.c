@@ -639,6 +639,20 @@ static int load_libconfig(struct config *c, const char *path, FILE *f, char *err
 
 /* ---- coturn's format ----------------------------------------------------- */
 
+/* 1 when v (after "key =") opens a libconfig list or array: "[" or "("
+ * followed by a string, the end of the line, the closing bracket, or only
+ * numbers and commas. coturn's "[2001:db8::1]:3478" and "[1|2|3]" are not. */
+static int libconfig_list(const char *v)
+{
+	v += strspn(v, " \t");
+	if (*v != '[' && *v != '(')
+		return 0;
+	v += 1 + strspn(v + 1, " \t");
+	if (*v == '"' || *v == '\0' || *v == ']' || *v == ')')
+		return 1;
+	return v[strspn(v, "0123456789-+., \t")] == ']' || v[strspn(v, "0123456789-+., \t")] == ')';
+}
+
 /* 1 when the file uses a construct only libconfig has: a setting ended by
  * ';' or ',', a group or list, "name:" assignment, or C/C++ comments.
  * coturn's reader takes none of these (it warns about a trailing ';'), and
@@ -668,12 +682,8 @@ static int looks_libconfig(FILE *f)
 			e++;
 		if (*e == ':')
 			yes = 1;
-		if (*e == '=' || *e == ':') {
-			for (e++; *e == ' ' || *e == '\t'; e++)
-				;
-			if (*e == '[' || *e == '(')
-				yes = 1;
-		}
+		if ((*e == '=' || *e == ':') && libconfig_list(e + 1))
+			yes = 1;
 	}
 	rewind(f);
 	return yes;

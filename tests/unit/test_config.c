@@ -448,6 +448,8 @@ static void test_format_detection(void **state)
 		{ "realm: \"x\"\n", 0 },
 		{ "verbose = true\nrealm = \"x\"\n", 1 },
 		{ "verbose\nrealm=x\n", 1 },
+		{ "verbose\nne=[1|2|3]\nweb-admin-ip=[::1]\n", 1 },
+		{ "listening-ip = [ \"127.0.0.1\",\n \"::1\" ]\nrealm = \"x\"\n", 0 },
 	};
 
 	for (int i = 0; i < NELEM(cases); i++) {
