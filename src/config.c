@@ -77,8 +77,8 @@ static const struct opt opts[] = {
 	INT("tls-listening-port", tls_listening_port, 1, 65535, "PORT", "TLS port"),
 	{ "relay-ip", OPT_STR_LIST, F(relay_ip), F(n_relay_ip), 0, 0, check_ip, "IP",
 	  "address relay sockets bind to, repeatable (none: wildcard)" },
-	{ "external-ip", OPT_STR, F(external_ip), 0, 0, 0, check_external_ip, "PUBLIC[/PRIVATE]",
-	  "relay address advertised to clients behind NAT" },
+	{ "external-ip", OPT_STR_LIST, F(external_ips), F(n_external_ip), 0, 0, check_external_ip,
+	  "PUBLIC[/PRIVATE]", "relay address advertised to clients behind NAT, repeatable (one per relay-ip)" },
 	INT("min-port", min_port, 1, 65535, "PORT", "lowest relay port"),
 	INT("max-port", max_port, 1, 65535, "PORT", "highest relay port"),
 	{ "realm", OPT_STR, F(realm), 0, 0, 0, check_nonempty, "REALM", "authentication realm" },
@@ -1052,6 +1052,7 @@ int config_load(struct config *c, int argc, char **argv, int *want_help, char *e
 
 	if (c->n_users > 0)
 		c->lt_cred_mech = 1;
+	c->external_ip = c->n_external_ip > 0 ? c->external_ips[0] : NULL;
 	if (c->no_software_attribute) {
 		free(c->software);
 		c->software = NULL;

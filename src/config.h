@@ -31,7 +31,7 @@ struct config {
 
 	char *relay_ip[CONFIG_MAX_LISTEN];   /* IP literals relay sockets bind to; none: the listening IP family's wildcard */
 	size_t n_relay_ip;
-	char *external_ip;                /* "PUBLIC" or "PUBLIC/PRIVATE": advertised relay address */
+	char *external_ip;                /* external_ips[0] (not owned), or NULL */
 	int min_port, max_port;           /* relay port range, default 49152..65535 */
 
 	char *realm;                      /* default "turnstone" */
@@ -126,6 +126,9 @@ struct config {
 	int no_udp_relay;                 /* boolean: refuse UDP relays (442) */
 	int no_tcp_relay;                 /* boolean: refuse RFC 6062 TCP relays (tcp-relay stays off) */
 	int no_tlsv1_2;                   /* boolean: TLS 1.3 only */
+	char *external_ips[CONFIG_MAX_LISTEN]; /* external-ip, repeatable: "PUBLIC" or "PUBLIC/PRIVATE",
+					     the address advertised for relays on PRIVATE (or on any) */
+	size_t n_external_ip;
 	char *warnings;                   /* "FILE:LINE: ..." lines, each ending in \n, about coturn keys
 					     accepted without effect; NULL: none. main logs them. */
 };

@@ -153,24 +153,28 @@ static int server_addresses(struct server *srv, const struct config *cfg, char *
 			snprintf(err, errlen, "relay-ip '%s' is not a unicast IP address", cfg->relay_ip[i]);
 			return -1;
 		}
-		if (a.family == STUN_AF_IPV4 && srv->relay_v4.family == 0)
-			srv->relay_v4 = a;
-		else if (a.family == STUN_AF_IPV6 && srv->relay_v6.family == 0)
-			srv->relay_v6 = a;
+		if (a.family == STUN_AF_IPV4)
+			srv->relay4[srv->nrelay4++] = a;
+		else
+			srv->relay6[srv->nrelay6++] = a;
 	}
-	if (cfg->external_ip != NULL) {
+	/* external-ip, repeatable (coturn): PUBLIC/PRIVATE pairs, one per
+	 * relay address, or one PUBLIC for every relay of its family. */
+	for (i = 0; i < cfg->n_external_ip; i++) {
+		struct server_ext *x = &srv->ext[srv->next];
 		char buf[128], *slash;
 
-		snprintf(buf, sizeof(buf), "%s", cfg->external_ip);
+		snprintf(buf, sizeof(buf), "%s", cfg->external_ips[i]);
 		if ((slash = strchr(buf, '/')) != NULL)
 			*slash++ = '\0';
-		if (netaddr_parse_ip(&srv->ext_public, buf, 0) < 0 ||
-		    (slash != NULL && (netaddr_parse_ip(&srv->ext_private, slash, 0) < 0 ||
-				       srv->ext_private.family != srv->ext_public.family))) {
+		memset(x, 0, sizeof(*x));
+		if (netaddr_parse_ip(&x->pub, buf, 0) < 0 ||
+		    (slash != NULL && (netaddr_parse_ip(&x->priv, slash, 0) < 0 || x->priv.family != x->pub.family))) {
 			snprintf(err, errlen, "external-ip '%s' must be PUBLIC or PUBLIC/PRIVATE IP addresses",
-				 cfg->external_ip);
+				 cfg->external_ips[i]);
 			return -1;
 		}
+		srv->next++;
 	}
 	return 0;
 }

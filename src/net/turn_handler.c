@@ -134,17 +134,33 @@ static uint32_t clamp_lifetime(const struct config *cfg, const struct stun_msg *
 	return want;
 }
 
-/* Address the relay socket binds to for family, or -1 (440). */
+/* The private addresses of external-ip mappings of family, into v. */
+static size_t ext_private_of(const struct server *srv, uint8_t family, struct stun_addr *v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < srv->next; i++)
+		if (srv->ext[i].priv.family == family)
+			v[n++] = srv->ext[i].priv;
+	return n;
+}
+
+/* Address the relay socket binds to for family, or -1 (440): the relay-ip
+ * addresses of that family in turn (coturn spreads allocations over them),
+ * else the private sides of external-ip, else the address the client
+ * reached or a listening address of that family. */
 static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
 {
 	const struct server *srv = r->w->srv;
+	struct stun_addr priv[CONFIG_MAX_LISTEN];
+	size_t npriv;
 
-	if (family == STUN_AF_IPV4 && srv->relay_v4.family != 0)
-		*ip = srv->relay_v4;
-	else if (family == STUN_AF_IPV6 && srv->relay_v6.family != 0)
-		*ip = srv->relay_v6;
-	else if (srv->ext_private.family == family)
-		*ip = srv->ext_private;
+	if (family == STUN_AF_IPV4 && srv->nrelay4 > 0)
+		*ip = srv->relay4[r->w->relay_rr++ % srv->nrelay4];
+	else if (family == STUN_AF_IPV6 && srv->nrelay6 > 0)
+		*ip = srv->relay6[r->w->relay_rr++ % srv->nrelay6];
+	else if ((npriv = ext_private_of(srv, family, priv)) > 0)
+		*ip = priv[r->w->relay_rr++ % npriv];
 	else if (r->local->family == family && !netaddr_is_any(r->local))
 		*ip = *r->local;
 	else {
@@ -161,6 +177,29 @@ static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
 	}
 	ip->port = 0;
 	return 0;
+}
+
+/* external-ip: the public address for a relay bound on a (port kept). A
+ * PUBLIC/PRIVATE mapping for a's address wins over a bare PUBLIC. */
+static void relay_advertised(const struct server *srv, struct stun_addr *a)
+{
+	const struct server_ext *any = NULL;
+
+	for (size_t i = 0; i < srv->next; i++) {
+		const struct server_ext *x = &srv->ext[i];
+
+		if (x->pub.family != a->family)
+			continue;
+		if (x->priv.family == 0) {
+			if (any == NULL)
+				any = x;
+		} else if (memcmp(x->priv.ip, a->ip, a->family == STUN_AF_IPV4 ? 4 : 16) == 0) {
+			any = x;
+			break;
+		}
+	}
+	if (any != NULL)
+		memcpy(a->ip, any->pub.ip, sizeof(a->ip));
 }
 
 static void handle_allocate(struct req *r)
@@ -260,9 +299,7 @@ static void handle_allocate(struct req *r)
 		return;
 	}
 	relayed = bound;
-	if (srv->ext_public.family == bound.family) {
-		memcpy(relayed.ip, srv->ext_public.ip, sizeof(relayed.ip));
-	}
+	relay_advertised(srv, &relayed);
 	a->relay = relayed;
 	a->expires = worker_now() + lifetime;
 	memcpy(a->username, r->username, sizeof(a->username));

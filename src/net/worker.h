@@ -47,9 +47,14 @@ struct server {
 	struct auth_nonce nonce;
 	struct stun_addr listen[CONFIG_MAX_LISTEN];
 	size_t nlisten;
-	struct stun_addr relay_v4, relay_v6;   /* configured relay-ip, family 0 when unset */
-	struct stun_addr ext_public;           /* external-ip public part, family 0 when unset */
-	struct stun_addr ext_private;          /* external-ip private part, family 0 when unset */
+	struct stun_addr relay4[CONFIG_MAX_LISTEN]; /* relay-ip, IPv4 ones: allocations spread over them */
+	struct stun_addr relay6[CONFIG_MAX_LISTEN]; /* relay-ip, IPv6 ones */
+	size_t nrelay4, nrelay6;
+	struct server_ext {                    /* one external-ip mapping */
+		struct stun_addr pub;          /* advertised in XOR-RELAYED-ADDRESS */
+		struct stun_addr priv;         /* relay address it stands for; family 0: any of pub's family */
+	} ext[CONFIG_MAX_LISTEN];
+	size_t next;
 	SSL_CTX *tls;                          /* initial TLS context, NULL when TLS is off */
 	int nworkers;
 	struct worker *workers;
@@ -117,6 +122,7 @@ struct worker {
 	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
 	size_t npending;
 	uint32_t rng;
+	unsigned relay_rr;         /* next relay-ip to bind (round robin, turn_handler.c) */
 	uint64_t log_sec;          /* worker_log_ok: current second and its count */
 	unsigned log_n, log_dropped;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
