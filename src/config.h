@@ -129,6 +129,7 @@ struct config {
 	char *external_ips[CONFIG_MAX_LISTEN]; /* external-ip, repeatable: "PUBLIC" or "PUBLIC/PRIVATE",
 					     the address advertised for relays on PRIVATE (or on any) */
 	size_t n_external_ip;
+	char *redis_statsdb;              /* coturn's allocation status keys go here (net/statsdb.h); NULL: off */
 	char *warnings;                   /* "FILE:LINE: ..." lines, each ending in \n, about coturn keys
 					     accepted without effect; NULL: none. main logs them. */
 };

@@ -276,6 +276,16 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (cfg.redis_statsdb != NULL) {
+		struct auth_redis_conninfo ci;
+		char why[256];
+
+		if (auth_redis_parse_conninfo(cfg.redis_statsdb, &ci, why, sizeof(why)) < 0) {
+			fprintf(stderr, "turnstone: redis-statsdb: %s\n", why);
+			config_free(&cfg);
+			return 2;
+		}
+	}
 	if (cfg.check_only) {
 		/* --check-config: what a start would say about the file, then stop. */
 		if (cfg.warnings != NULL)

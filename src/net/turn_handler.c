@@ -11,6 +11,7 @@
 #include "log.h"
 #include "net/limits.h"
 #include "net/netaddr.h"
+#include "net/statsdb.h"
 #include "net/turn_auth.h"
 #include "net/turn_req.h"
 #include "turn/turn_policy.h"
@@ -202,6 +203,22 @@ static void relay_advertised(const struct server *srv, struct stun_addr *a)
 		memcpy(a->ip, any->pub.ip, sizeof(a->ip));
 }
 
+/* redis-statsdb: "new" or "refreshed" status of a (coturn's keys). */
+static void statsdb_report(struct req *r, const struct turn_alloc *a, int refresh, uint32_t lifetime)
+{
+	static const char *const type[] = { [STATS_UDP] = "UDP", [STATS_TCP] = "TCP", [STATS_TLS] = "TLS" };
+	const struct relay *rl = a->io;
+	char ls[NETADDR_STRLEN], cs[NETADDR_STRLEN];
+	struct statsdb_client cl;
+
+	if (r->w->statsdb == NULL || rl == NULL || rl->statsdb_id == 0)
+		return;
+	cl.type = type[worker_stats_transport(r->o)];
+	cl.local = netaddr_str(r->local, ls);
+	cl.remote = netaddr_str(r->client, cs);
+	statsdb_alloc_status(r->w->statsdb, rl->statsdb_id, a->username, refresh, lifetime, &cl);
+}
+
 static void handle_allocate(struct req *r)
 {
 	struct worker *w = r->w;
@@ -315,6 +332,10 @@ static void handle_allocate(struct req *r)
 		stun_build_attr(&b, TURN_ATTR_RESERVATION_TOKEN, rq.token_out, sizeof(rq.token_out));
 	if ((n = turn_req_send(r, &b)) > 0)
 		turn_alloc_cache_response(a, r->m.tid, b.buf, n);
+	if (w->statsdb != NULL) {
+		((struct relay *)a->io)->statsdb_id = ((uint64_t)w->id << 40) | ++w->statsdb_next;
+		statsdb_report(r, a, 0, lifetime);
+	}
 	log_info("allocation: user %s client %s relay %s lifetime %us", LOG_ESC(a->username), netaddr_str(r->client, cs),
 		 netaddr_str(&relayed, rs), lifetime);
 }
@@ -349,6 +370,7 @@ static void handle_refresh(struct req *r)
 	r->alloc->expires = worker_now() + lifetime;
 	if (n > 0)
 		turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
+	statsdb_report(r, r->alloc, 1, lifetime);
 }
 
 /* Decodes one XOR-PEER-ADDRESS and applies family and policy checks.

@@ -21,6 +21,7 @@
 #include "net/netaddr.h"
 #include "net/reserve.h"
 #include "net/sessions.h"
+#include "net/statsdb.h"
 #include "net/stream.h"
 #include "net/turn_auth.h"
 #include "net/turn_handler.h"
@@ -468,6 +469,8 @@ static void relay_release(struct turn_alloc *a)
 	 * closed, shutdown) comes through here. */
 	if (r->quota_held)
 		limits_alloc_release(r->w->srv, a->username);
+	if (r->statsdb_id != 0)
+		statsdb_alloc_deleted(r->w->statsdb, r->statsdb_id, a);
 	event_free(r->ev);
 	close(r->fd);
 	free(r);
@@ -616,6 +619,9 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 		if ((w->redis = auth_redis_new(w->base, &rp, err, errlen)) == NULL)
 			return -1;
 	}
+	if (srv->cfg->redis_statsdb != NULL &&
+	    (w->statsdb = statsdb_new(w->base, srv->cfg->redis_statsdb, srv->cfg->realm, err, errlen)) == NULL)
+		return -1;
 	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		goto oom;
 	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake, w);
@@ -667,6 +673,8 @@ void worker_free(struct worker *w)
 		auth_redis_free(w->redis);
 	if (w->allocs.buckets != NULL)
 		turn_table_destroy(&w->allocs, relay_release);
+	statsdb_free(w->statsdb);
+	w->statsdb = NULL;
 	for (i = 0; i < w->nls; i++) {
 		event_free(w->ls[i].ev);
 		close(w->ls[i].fd);

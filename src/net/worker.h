@@ -32,6 +32,7 @@ struct stream_conn;
 struct auth_redis;
 struct pending;
 struct limits;
+struct statsdb;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
@@ -91,6 +92,7 @@ struct relay {
 	/* limits (net/limits.h) */
 	struct turn_bucket bps[STATS_NDIR]; /* max-bps, per direction */
 	uint8_t quota_held;        /* holds a user-quota/total-quota slot */
+	uint64_t statsdb_id;       /* redis-statsdb allocation id, 0: not reported */
 };
 
 /* Messages from the main thread to a worker (typed queue + eventfd wake-up). */
@@ -123,6 +125,8 @@ struct worker {
 	size_t npending;
 	uint32_t rng;
 	unsigned relay_rr;         /* next relay-ip to bind (round robin, turn_handler.c) */
+	struct statsdb *statsdb;   /* redis-statsdb client (net/statsdb.h), or NULL */
+	uint64_t statsdb_next;     /* allocation ids: worker id in bits 40+, then this counter */
 	uint64_t log_sec;          /* worker_log_ok: current second and its count */
 	unsigned log_n, log_dropped;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
