@@ -30,7 +30,7 @@ def classes(binary):
         if line in SECTIONS:
             sect = SECTIONS[line]
             continue
-        m = re.match(r"^  --([A-Za-z0-9_-]+)(=\S+)?\s+(.*)$", line)
+        m = re.match(r"^ +--([A-Za-z0-9_-]+)(=\S+)?\s+(.*)$", line)
         if not m or m.group(1) in ("config", "check-config", "help"):
             continue
         note = re.sub(r' \[[^]]*\]$', "", m.group(3))

@@ -1151,7 +1151,7 @@ static void usage_coturn(void)
 		printf("%s\n", sect[k].title);
 		for (size_t i = 0; i < N_OPTS; i++)
 			if (opts[i].type == sect[k].type)
-				printf("  --%-34s %s\n", opts[i].name, opts[i].help);
+				printf("    --%-32s %s\n", opts[i].name, opts[i].help);
 	}
 }
 
