@@ -372,7 +372,9 @@ static void test_coturn_format(void **state)
 		      "denied-peer-ip=83.166.64.0-83.166.95.255\n"
 		      "no-cli\n"
 		      "cli-password=qwerty\n"
-		      "no-cli\n");
+		      "no-cli\n"
+		      "external-ip=203.0.113.1/192.0.2.1\n"
+		      "external-ip=203.0.113.2/192.0.2.2\n");
 	assert_int_equal(load_with(f, NULL, 0), 0);
 	assert_int_equal(c->coturn_format, 1);
 	assert_int_equal(c->listening_port, 3479);
@@ -401,6 +403,9 @@ static void test_coturn_format(void **state)
 	assert_non_null(strstr(c->warnings, ":23: key 'cli-password' accepted without effect"));
 	assert_null(strstr(strstr(c->warnings, "'no-cli'") + 1, "'no-cli'"));
 	assert_null(strstr(c->warnings, "qwerty"));
+	assert_int_equal(c->n_external_ip, 2);
+	assert_string_equal(c->external_ips[1], "203.0.113.2/192.0.2.2");
+	assert_ptr_equal(c->external_ip, c->external_ips[0]);
 }
 
 static void test_coturn_errors(void **state)
