@@ -288,6 +288,13 @@ int main(int argc, char **argv)
 	}
 	if (cfg.check_only) {
 		/* --check-config: what a start would say about the file, then stop. */
+		static struct server chk; /* only its address fields are used */
+
+		if (server_addresses(&chk, &cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "turnstone: %s\n", err);
+			config_free(&cfg);
+			return 2;
+		}
 		if (cfg.warnings != NULL)
 			fprintf(stderr, "%s", cfg.warnings);
 		printf("turnstone: configuration OK (%s)\n",
