@@ -256,6 +256,10 @@ else
     tap_fail "turnstone: its log-file has one warning line for each of the 8 keys without effect" \
         "missing or repeated:$missing" "$(grep -i warn "$WORK/server.log" | head -n 20)"
 fi
-stop_by_pid turnstone "$SERVER_PID"
+if stop_turnstone_checked "$SERVER_PID" "$TS_LOG"; then
+    tap_ok "turnstone: stops on SIGTERM (pid $SERVER_PID), exit 0, no sanitizer report"
+else
+    tap_fail "turnstone: stops on SIGTERM (pid $SERVER_PID), exit 0, no sanitizer report"
+fi
 
 tap_finish

@@ -125,6 +125,14 @@ def t_fingerprint():
         s.stop()
 
 
+@tap.case("every server exits 0 on SIGTERM, no sanitizer report")
+def t_clean_exit():
+    for s in servers:
+        rc = s.stop()
+        check(rc == 0 and not s.needed_kill, "%s: exit status %r" % (" ".join(s.args), rc))
+        check(not s.sanitizer_report(), "sanitizer: %s" % s.sanitizer_report()[:5])
+
+
 def main():
     rc = 1
     try:
