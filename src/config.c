@@ -83,7 +83,7 @@ static const struct opt opts[] = {
 	INT("max-port", max_port, 1, 65535, "PORT", "highest relay port"),
 	{ "realm", OPT_STR, F(realm), 0, 0, 0, check_nonempty, "REALM", "authentication realm" },
 	{ "user", OPT_USER_LIST, F(users), F(n_users), 0, 0, NULL, "NAME:PASSWORD",
-	  "long-term credential, repeatable" },
+	  "long-term credential, repeatable; PASSWORD may be coturn's 0x<32 hex digits MD5 key>" },
 	BOOL("lt-cred-mech", lt_cred_mech, "long-term credentials (implied by 'user')"),
 	INT("stale-nonce", stale_nonce, 1, 86400, "SECONDS", "nonce lifetime"),
 	INT("max-allocate-lifetime", max_allocate_lifetime, 1, 86400, "SECONDS",
