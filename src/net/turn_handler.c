@@ -181,16 +181,21 @@ static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
 }
 
 /* external-ip: the public address for a relay bound on a (port kept). A
- * PUBLIC/PRIVATE mapping for a's address wins over a bare PUBLIC. */
+ * PUBLIC/PRIVATE mapping for a's address wins over a bare PUBLIC; a lone
+ * mapping of a's family applies whatever its PRIVATE (as before several
+ * mappings were possible). */
 static void relay_advertised(const struct server *srv, struct stun_addr *a)
 {
-	const struct server_ext *any = NULL;
+	const struct server_ext *any = NULL, *lone = NULL;
+	size_t nfam = 0;
 
 	for (size_t i = 0; i < srv->next; i++) {
 		const struct server_ext *x = &srv->ext[i];
 
 		if (x->pub.family != a->family)
 			continue;
+		if (nfam++ == 0)
+			lone = x;
 		if (x->priv.family == 0) {
 			if (any == NULL)
 				any = x;
@@ -199,6 +204,8 @@ static void relay_advertised(const struct server *srv, struct stun_addr *a)
 			break;
 		}
 	}
+	if (any == NULL && nfam == 1)
+		any = lone;
 	if (any != NULL)
 		memcpy(a->ip, any->pub.ip, sizeof(a->ip));
 }

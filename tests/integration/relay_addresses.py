@@ -112,6 +112,15 @@ def t_bare():
         c.close()
 
 
+@tap.case("one external-ip PUBLIC/PRIVATE whose PRIVATE is no relay-ip: still advertised (one mapping)")
+def t_lone_mapping():
+    s = start(["--relay-ip=127.0.0.2", "--external-ip=192.0.2.50/127.0.0.9"])
+    clients, got = relayed_addresses(s)
+    check_eq({ip for ip, _ in got}, {"192.0.2.50"}, "advertised %r" % got)
+    for c in clients:
+        c.close()
+
+
 @tap.case("fingerprint: FINGERPRINT in the answer to a Binding without one; none without the key")
 def t_fingerprint():
     for extra, want in ((["--fingerprint"], True), ([], False)):
