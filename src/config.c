@@ -41,6 +41,10 @@ enum opt_type {
 	OPT_STR_LIST,   /* char *[CONFIG_MAX_LISTEN] with a size_t count */
 	OPT_USER_LIST,  /* "name:password" into users[] / n_users */
 	OPT_PEER_RANGE, /* added to c->policy: lo = 1 allow list, 0 deny list */
+	/* coturn's keys without a turnstone field of their own (issue 12) */
+	OPT_ALIAS,      /* another name of the key named by arg */
+	OPT_NOEFFECT,   /* accepted with one warning line; lo = 1 when it takes a value */
+	OPT_REFUSED,    /* refused; help names turnstone's way to the same end */
 };
 
 struct opt {
@@ -57,10 +61,14 @@ struct opt {
 static int check_ip(const char *s);
 static int check_external_ip(const char *s);
 static int check_nonempty(const char *s);
+static int cmd_value(struct config *c, const struct opt *o, const char *v, char *why, size_t wlen);
 
 #define F(field) offsetof(struct config, field)
 #define INT(name, field, lo, hi, arg, help) { name, OPT_INT, F(field), 0, lo, hi, NULL, arg, help }
 #define BOOL(name, field, help) { name, OPT_BOOL, F(field), 0, 0, 1, NULL, NULL, help }
+#define ALIAS(name, target) { name, OPT_ALIAS, 0, 0, 0, 0, NULL, target, "coturn's name of --" target }
+#define NOEFFECT(name, takes_value, why) { name, OPT_NOEFFECT, 0, 0, takes_value, 0, NULL, NULL, why }
+#define REFUSED(name, alt) { name, OPT_REFUSED, 0, 0, 1, 0, NULL, NULL, alt }
 
 static const struct opt opts[] = {
 	{ "listening-ip", OPT_STR_LIST, F(listening_ip), F(n_listening_ip), 0, 0, check_ip, "IP",
@@ -69,13 +77,13 @@ static const struct opt opts[] = {
 	INT("tls-listening-port", tls_listening_port, 1, 65535, "PORT", "TLS port"),
 	{ "relay-ip", OPT_STR_LIST, F(relay_ip), F(n_relay_ip), 0, 0, check_ip, "IP",
 	  "address relay sockets bind to, repeatable (none: wildcard)" },
-	{ "external-ip", OPT_STR, F(external_ip), 0, 0, 0, check_external_ip, "PUBLIC[/PRIVATE]",
-	  "relay address advertised to clients behind NAT" },
+	{ "external-ip", OPT_STR_LIST, F(external_ips), F(n_external_ip), 0, 0, check_external_ip,
+	  "PUBLIC[/PRIVATE]", "relay address advertised to clients behind NAT, repeatable (one per relay-ip)" },
 	INT("min-port", min_port, 1, 65535, "PORT", "lowest relay port"),
 	INT("max-port", max_port, 1, 65535, "PORT", "highest relay port"),
 	{ "realm", OPT_STR, F(realm), 0, 0, 0, check_nonempty, "REALM", "authentication realm" },
 	{ "user", OPT_USER_LIST, F(users), F(n_users), 0, 0, NULL, "NAME:PASSWORD",
-	  "long-term credential, repeatable" },
+	  "long-term credential, repeatable; PASSWORD may be coturn's 0x<32 hex digits MD5 key>" },
 	BOOL("lt-cred-mech", lt_cred_mech, "long-term credentials (implied by 'user')"),
 	INT("stale-nonce", stale_nonce, 1, 86400, "SECONDS", "nonce lifetime"),
 	INT("max-allocate-lifetime", max_allocate_lifetime, 1, 86400, "SECONDS",
@@ -193,11 +201,109 @@ static const struct opt opts[] = {
 	{ "proc-group", OPT_STR, F(proc_group), 0, 0, 0, check_nonempty, "GROUP",
 	  "group to drop to (default: proc-user's login group)" },
 	BOOL("syslog", syslog, "log to syslog (facility daemon) instead of log-file or stderr"),
+	/* coturn's turnserver.conf read unchanged (issue 12, docs/migrating-from-coturn.md):
+	 * every key of coturn 4.6 is implemented, an alias, accepted without
+	 * effect (one warning line) or refused with turnstone's way to do it. */
+	BOOL("fingerprint", fingerprint, "add FINGERPRINT to every response (default: when the request has one)"),
+	BOOL("no-software-attribute", no_software_attribute, "send no SOFTWARE attribute"),
+	BOOL("no-multicast-peers", no_multicast_peers, "refuse multicast peers (always the case; coturn's key)"),
+	BOOL("no-udp-relay", no_udp_relay, "refuse UDP relays (442)"),
+	BOOL("no-tcp-relay", no_tcp_relay, "refuse RFC 6062 TCP relays (442), whatever tcp-relay says"),
+	BOOL("no-tlsv1_2", no_tlsv1_2, "refuse TLS 1.2: TLS 1.3 only"),
+	{ "redis-statsdb", OPT_STR, F(redis_statsdb), 0, 0, 0, NULL, "CONNINFO",
+	  "Redis for coturn's allocation status keys and traffic messages (as redis-userdb)" },
+	ALIAS("CA-file", "ca-file"),
+	ALIAS("Verbose", "verbose"),
+	ALIAS("prod", "no-software-attribute"),
+	ALIAS("prometheus-address", "prometheus-ip"),
+	NOEFFECT("listening-device", 1, "addresses are bound by IP: listening-ip"),
+	NOEFFECT("relay-device", 1, "relay sockets are bound by IP: relay-ip"),
+	NOEFFECT("alt-listening-port", 1, "no RFC 5780 NAT behaviour discovery, so no alternate port"),
+	NOEFFECT("alt-tls-listening-port", 1, "no RFC 5780 NAT behaviour discovery, so no alternate port"),
+	NOEFFECT("udp-self-balance", 0, "SO_REUSEPORT spreads UDP clients over relay-threads already"),
+	NOEFFECT("prometheus-username-labels", 0, "metric labels stay bounded; per-user data is at /sessions"),
+	NOEFFECT("no-auth-pings", 0, "the Redis client checks its connection by itself"),
+	NOEFFECT("no-dynamic-ip-list", 0, "peer ranges come from the configuration only"),
+	NOEFFECT("no-dynamic-realms", 0, "one realm, from the configuration"),
+	NOEFFECT("secret-ts-exp-time", 1, "a REST credential's expiry is the time in its user name"),
+	NOEFFECT("server-name", 1, "coturn uses it for OAuth only, which turnstone does not implement"),
+	NOEFFECT("check-origin-consistency", 0, "the ORIGIN attribute is ignored"),
+	NOEFFECT("no-dtls", 0, "turnstone has no DTLS listener"),
+	NOEFFECT("max-allocate-timeout", 1, "idle-timeout closes TCP/TLS connections that do not allocate"),
+	NOEFFECT("no-stdout-log", 0, "logs go to exactly one place: log-file, syslog or stderr"),
+	NOEFFECT("simple-log", 0, "log-file is one file, reopened on SIGHUP for logrotate"),
+	NOEFFECT("new-log-timestamp", 0, "the log's timestamp format is fixed"),
+	NOEFFECT("new-log-timestamp-format", 1, "the log's timestamp format is fixed"),
+	NOEFFECT("syslog-facility", 1, "syslog uses facility daemon"),
+	NOEFFECT("dh-file", 1, "key exchange is ECDHE (OpenSSL 3 defaults), no DH parameters"),
+	NOEFFECT("dh566", 0, "key exchange is ECDHE (OpenSSL 3 defaults), no DH parameters"),
+	NOEFFECT("dh1066", 0, "key exchange is ECDHE (OpenSSL 3 defaults), no DH parameters"),
+	NOEFFECT("ec-curve-name", 1, "OpenSSL 3 negotiates the curve (X25519, P-256...)"),
+	NOEFFECT("mobility", 0, "no MOBILITY-TICKET (RFC 8016): a moving client allocates anew"),
+	NOEFFECT("no-cli", 0, "there is no telnet CLI: turnstone-admin talks to Redis and the admin listener"),
+	NOEFFECT("cli-ip", 1, "there is no telnet CLI: use turnstone-admin"),
+	NOEFFECT("cli-port", 1, "there is no telnet CLI: use turnstone-admin"),
+	NOEFFECT("cli-password", 1, "there is no telnet CLI: use turnstone-admin"),
+	NOEFFECT("cli-max-output-sessions", 1, "there is no telnet CLI: use turnstone-admin"),
+	NOEFFECT("web-admin", 0, "no web admin page: prometheus serves /metrics and /sessions"),
+	NOEFFECT("web-admin-ip", 1, "no web admin page: prometheus-ip"),
+	NOEFFECT("web-admin-port", 1, "no web admin page: prometheus-port"),
+	NOEFFECT("web-admin-listen-on-workers", 0, "no web admin page"),
+	NOEFFECT("acme-redirect", 1, "TURN ports answer no HTTP; serve ACME challenges elsewhere"),
+	NOEFFECT("server-relay", 0, "no server-to-server relaying mode"),
+	NOEFFECT("ne", 1, "no network engine choice: one event loop per relay thread"),
+	NOEFFECT("no-sslv2", 0, "SSLv2 is never offered"),
+	NOEFFECT("no-sslv3", 0, "SSLv3 is never offered"),
+	NOEFFECT("keep-address-family", 0,
+		 "the relay family is the one asked for (REQUESTED-ADDRESS-FAMILY), IPv4 by default"),
+	NOEFFECT("allocation-default-address-family", 1,
+		 "the relay family is the one asked for (REQUESTED-ADDRESS-FAMILY), IPv4 by default"),
+	NOEFFECT("log-binding", 0, "Binding requests are logged with verbose"),
+	NOEFFECT("no-rfc5780", 0, "RFC 5780 is never on"),
+	NOEFFECT("no-stun-backward-compatibility", 0, "RFC 3489 (classic STUN) is never answered"),
+	NOEFFECT("response-origin-only-with-rfc5780", 0, "RESPONSE-ORIGIN is never sent"),
+	REFUSED("tcp-proxy-port", "no PROXY protocol listener: run the load balancer in TCP pass-through "
+		"mode to listening-port / tls-listening-port"),
+	REFUSED("aux-server", "one port per server: add the address to listening-ip, or run a second "
+		"turnstone with its own listening-port"),
+	REFUSED("userdb", "no SQLite user database: put users in Redis (redis-userdb, turnstone-admin user "
+		"add) or in the file (user)"),
+	REFUSED("db", "no SQLite user database: put users in Redis (redis-userdb, turnstone-admin user add) "
+		"or in the file (user)"),
+	REFUSED("psql-userdb", "no PostgreSQL user database: put users in Redis (redis-userdb, "
+		"turnstone-admin user add) or in the file (user)"),
+	REFUSED("sql-userdb", "no PostgreSQL user database: put users in Redis (redis-userdb, "
+		"turnstone-admin user add) or in the file (user)"),
+	REFUSED("mysql-userdb", "no MySQL user database: put users in Redis (redis-userdb, "
+		"turnstone-admin user add) or in the file (user)"),
+	REFUSED("mongo-userdb", "no MongoDB user database: put users in Redis (redis-userdb, "
+		"turnstone-admin user add) or in the file (user)"),
+	REFUSED("secret-key-file", "no encrypted passwords: keep MD5 keys (user=name:0x<hex>) in the "
+		"file or in Redis"),
+	REFUSED("no-auth", "turnstone never runs an open relay: set user, redis-userdb or use-auth-secret "
+		"with static-auth-secret"),
+	REFUSED("oauth", "no OAuth (RFC 7635): use TURN REST API credentials (use-auth-secret, "
+		"static-auth-secret)"),
+	REFUSED("daemon", "turnstone stays in the foreground: run it under systemd (turnstone.service) "
+		"with pidfile and log-file or syslog"),
+	REFUSED("alternate-server", "no ALTERNATE-SERVER redirects (300): spread clients with DNS or "
+		"several iceServers URLs"),
+	REFUSED("tls-alternate-server", "no ALTERNATE-SERVER redirects (300): spread clients with DNS or "
+		"several iceServers URLs"),
+	REFUSED("stun-only", "TURN cannot be switched off: run coturn's stun-only role with no-tcp and "
+		"no-tls, and give no client credentials"),
+	REFUSED("secure-stun", "Binding is never authenticated: no-stun refuses plain Binding requests "
+		"altogether"),
+	REFUSED("pkey-pwd", "the private key must not be encrypted: openssl pkey -in KEY -out KEY "
+		"(readable by root only)"),
 };
 
 #undef F
 #undef INT
 #undef BOOL
+#undef ALIAS
+#undef NOEFFECT
+#undef REFUSED
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -251,12 +357,69 @@ static size_t *count(struct config *c, const struct opt *o)
 	return (size_t *)(void *)((char *)c + o->n_off);
 }
 
+/* The option named name[0..len); an alias resolves to its target. */
 static const struct opt *opt_find(const char *name, size_t len)
 {
-	for (size_t i = 0; i < N_OPTS; i++)
-		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
-			return &opts[i];
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (strlen(opts[i].name) != len || strncmp(opts[i].name, name, len) != 0)
+			continue;
+		if (opts[i].type == OPT_ALIAS)
+			return opt_find(opts[i].arg, strlen(opts[i].arg));
+		return &opts[i];
+	}
 	return NULL;
+}
+
+/* Appends "WHERE: key 'NAME' accepted without effect ..." to c->warnings,
+ * once per key. Returns 0, or -1 out of memory. */
+static int note_noeffect(struct config *c, const struct opt *o, const char *where)
+{
+	char line[512], tag[96];
+	size_t old = c->warnings != NULL ? strlen(c->warnings) : 0;
+	char *w;
+
+	snprintf(tag, sizeof(tag), "key '%s' ", o->name);
+	if (c->warnings != NULL && strstr(c->warnings, tag) != NULL)
+		return 0;
+	snprintf(line, sizeof(line), "%s: %saccepted without effect in turnstone: %s\n", where, tag, o->help);
+	if ((w = realloc(c->warnings, old + strlen(line) + 1)) == NULL)
+		return -1;
+	memcpy(w + old, line, strlen(line) + 1);
+	c->warnings = w;
+	return 0;
+}
+
+/* coturn keys turnstone has no field for: a warning (0), or a refusal
+ * (-1, the reason in why). 1: not such a key, apply it normally. */
+static int coturn_only(struct config *c, const struct opt *o, const char *where, char *why, size_t wlen)
+{
+	if (o->type == OPT_REFUSED) {
+		snprintf(why, wlen, "coturn's key, not supported by turnstone: %s", o->help);
+		return -1;
+	}
+	if (o->type != OPT_NOEFFECT)
+		return 1;
+	if (note_noeffect(c, o, where) < 0) {
+		snprintf(why, wlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+enum config_key_class config_key_class(const char *name, const char **note)
+{
+	const struct opt *o = NULL;
+
+	for (size_t i = 0; i < N_OPTS && o == NULL; i++)
+		if (strcmp(opts[i].name, name) == 0)
+			o = &opts[i];
+	if (note != NULL)
+		*note = o != NULL ? o->help : NULL;
+	if (o == NULL)
+		return CONFIG_KEY_UNKNOWN;
+	return o->type == OPT_NOEFFECT ? CONFIG_KEY_NO_EFFECT
+	     : o->type == OPT_REFUSED  ? CONFIG_KEY_REFUSED
+				       : CONFIG_KEY_IMPLEMENTED;
 }
 
 /* Message for an integer that is missing, malformed or out of range. */
@@ -442,18 +605,12 @@ static int file_value(struct config *c, const struct opt *o, const config_settin
 	return 0;
 }
 
-static int load_file(struct config *c, const char *path, char *err, size_t errlen)
+static int load_libconfig(struct config *c, const char *path, FILE *f, char *err, size_t errlen)
 {
 	config_t cf;
 	config_setting_t *root;
-	FILE *f;
 	int rc = 0;
 
-	/* Opened here rather than by config_read_file so errno is reliable. */
-	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return -1;
-	}
 	config_init(&cf);
 	if (config_read(&cf, f) != CONFIG_TRUE) {
 		const char *file = config_error_file(&cf);
@@ -461,7 +618,6 @@ static int load_file(struct config *c, const char *path, char *err, size_t errle
 			 config_error_line(&cf), config_error_text(&cf));
 		rc = -1;
 	}
-	fclose(f);
 	root = rc == 0 ? config_root_setting(&cf) : NULL;
 	for (int i = 0; root != NULL && i < config_setting_length(root); i++) {
 		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
@@ -469,12 +625,22 @@ static int load_file(struct config *c, const char *path, char *err, size_t errle
 		const char *file = config_setting_source_file(s);
 		const struct opt *o = opt_find(name, strlen(name));
 		unsigned line = config_setting_source_line(s);
-		char why[256];
+		char why[400], where[300];
+		int special;
 
 		if (file == NULL)
 			file = path;
 		if (o == NULL) {
-			snprintf(err, errlen, "%s:%u: unknown key '%s'", file, line, name);
+			snprintf(err, errlen, "%s:%u: unknown key '%s' (neither turnstone's nor coturn's)", file,
+				 line, name);
+			rc = -1;
+			break;
+		}
+		snprintf(where, sizeof(where), "%s:%u", file, line);
+		if ((special = coturn_only(c, o, where, why, sizeof(why))) <= 0) {
+			if (special == 0)
+				continue;
+			snprintf(err, errlen, "%s:%u: key '%s': %s", file, line, name, why);
 			rc = -1;
 			break;
 		}
@@ -485,6 +651,189 @@ static int load_file(struct config *c, const char *path, char *err, size_t errle
 		}
 	}
 	config_destroy(&cf);
+	return rc;
+}
+
+/* ---- coturn's format ----------------------------------------------------- */
+
+/* 1 when v (after "key =") opens a libconfig list or array: "[" or "("
+ * followed by a string, the end of the line, the closing bracket, or only
+ * numbers and commas. coturn's "[2001:db8::1]:3478" and "[1|2|3]" are not. */
+static int libconfig_list(const char *v)
+{
+	v += strspn(v, " \t");
+	if (*v != '[' && *v != '(')
+		return 0;
+	v += 1 + strspn(v + 1, " \t");
+	if (*v == '"' || *v == '\0' || *v == ']' || *v == ')')
+		return 1;
+	return v[strspn(v, "0123456789-+., \t")] == ']' || v[strspn(v, "0123456789-+., \t")] == ')';
+}
+
+/* 1 when the file uses a construct only libconfig has: a setting ended by
+ * ';' or ',', a group or list, "name:" assignment, or C/C++ comments.
+ * coturn's reader takes none of these (it warns about a trailing ';'), and
+ * a file with none of them reads the same either way. */
+static int looks_libconfig(FILE *f)
+{
+	char line[4096];
+	int yes = 0;
+
+	while (!yes && fgets(line, sizeof(line), f) != NULL) {
+		char *s = line, *e;
+		size_t n;
+
+		while (*s == ' ' || *s == '\t')
+			s++;
+		n = strlen(s);
+		while (n > 0 && isspace((unsigned char)s[n - 1]))
+			s[--n] = '\0';
+		if (n == 0 || s[0] == '#')
+			continue;
+		if (strncmp(s, "//", 2) == 0 || strncmp(s, "/*", 2) == 0 || s[n - 1] == ';' ||
+		    s[n - 1] == ',' || strpbrk(s, "{}") != NULL || s[0] == ']' || s[0] == ')')
+			yes = 1;
+		for (e = s; isalnum((unsigned char)*e) || *e == '-' || *e == '_'; e++)
+			;
+		while (*e == ' ' || *e == '\t')
+			e++;
+		if (*e == ':')
+			yes = 1;
+		if ((*e == '=' || *e == ':') && libconfig_list(e + 1))
+			yes = 1;
+	}
+	rewind(f);
+	return yes;
+}
+
+/* coturn's boolean: empty (a bare key) is true; then 0/n/f false, y/t/1-9
+ * true, on/off; anything else is an error. */
+static int coturn_bool(const char *v, int *out)
+{
+	if (v[0] == '\0' || strchr("yYtT123456789", v[0]) != NULL)
+		return *out = 1, 0;
+	if (strchr("0nNfF", v[0]) != NULL)
+		return *out = 0, 0;
+	if (strcasecmp(v, "on") == 0)
+		return *out = 1, 0;
+	if (strcasecmp(v, "off") == 0)
+		return *out = 0, 0;
+	return -1;
+}
+
+/* Applies one "key value" of coturn's format. Where coturn gives a value a
+ * meaning turnstone spells otherwise, it is translated here. */
+static int coturn_value(struct config *c, const struct opt *o, const char *v, char *why, size_t wlen)
+{
+	int b;
+
+	if (o->type == OPT_BOOL) {
+		if (coturn_bool(v, &b) < 0) {
+			snprintf(why, wlen, "must be a boolean: on/off, yes/no, 1/0, true/false (or the bare key)");
+			return -1;
+		}
+		*(int *)field(c, o) = b;
+		return 0;
+	}
+	if (o->type == OPT_INT) {
+		/* coturn: relay-threads=0 is "one per CPU" and a bare
+		 * stale-nonce its default (600 s): keep turnstone's default. */
+		if ((strcmp(o->name, "relay-threads") == 0 && strcmp(v, "0") == 0) ||
+		    (strcmp(o->name, "stale-nonce") == 0 && v[0] == '\0'))
+			return 0;
+		return cmd_value(c, o, v, why, wlen);
+	}
+	if (strcmp(o->name, "log-file") == 0 && (strcmp(v, "stdout") == 0 || strcmp(v, "-") == 0))
+		v = ""; /* coturn's "stdout": turnstone's default, stderr */
+	else if (strcmp(o->name, "log-file") == 0 && strcmp(v, "syslog") == 0) {
+		c->syslog = 1;
+		return 0;
+	}
+	return set_str(c, o, v, why, wlen);
+}
+
+/* Splits a coturn line (blanks trimmed, not a comment) into key and value
+ * the way coturn does: the key ends at the first blank or '=', the value
+ * starts after the run of blanks and '=' that follows; one pair of double
+ * quotes around the value is dropped. */
+static void coturn_split(char *s, char **key, char **value)
+{
+	char *v = s + strcspn(s, " \t=");
+	size_t n;
+
+	*key = s;
+	if (*v != '\0') {
+		*v++ = '\0';
+		v += strspn(v, " \t=");
+	}
+	if (*v == '"') {
+		v++;
+		n = strlen(v);
+		if (n > 0 && v[n - 1] == '"')
+			v[n - 1] = '\0';
+	}
+	*value = v;
+}
+
+static int load_coturn(struct config *c, const char *path, FILE *f, char *err, size_t errlen)
+{
+	char line[4096], why[400], where[300];
+	unsigned lineno = 0;
+
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *s = line, *key, *value;
+		const struct opt *o;
+		size_t n = strlen(line);
+		int special;
+
+		lineno++;
+		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
+			snprintf(err, errlen, "%s:%u: line longer than %zu bytes", path, lineno, sizeof(line) - 2);
+			return -1;
+		}
+		while (*s == ' ' || *s == '\t')
+			s++;
+		n = strlen(s);
+		while (n > 0 && isspace((unsigned char)s[n - 1]))
+			s[--n] = '\0';
+		if (n == 0 || s[0] == '#')
+			continue;
+		coturn_split(s, &key, &value);
+		if ((o = opt_find(key, strlen(key))) == NULL) {
+			snprintf(err, errlen, "%s:%u: unknown key '%s' (neither turnstone's nor coturn's)", path,
+				 lineno, key);
+			return -1;
+		}
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if ((special = coturn_only(c, o, where, why, sizeof(why))) == 0)
+			continue;
+		if (special < 0 || coturn_value(c, o, value, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%u: key '%s': %s", path, lineno, key, why);
+			return -1;
+		}
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads path in libconfig's syntax or coturn's, told apart by
+ * looks_libconfig. */
+static int load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f;
+	int rc;
+
+	/* Opened here rather than by config_read_file so errno is reliable. */
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	c->coturn_format = !looks_libconfig(f);
+	rc = c->coturn_format ? load_coturn(c, path, f, err, errlen) : load_libconfig(c, path, f, err, errlen);
+	fclose(f);
 	return rc;
 }
 
@@ -535,8 +884,8 @@ static int cmd_value(struct config *c, const struct opt *o, const char *v, char 
 
 /* Splits argv into pairs without applying anything. Fills *file from -c FILE
  * / --config=FILE. Returns the number of pairs, or -1 with err set. */
-static int cmd_split(int argc, char **argv, struct cmd_opt *out, const char **file, char *err,
-		     size_t errlen)
+static int cmd_split(int argc, char **argv, struct cmd_opt *out, const char **file, int *check,
+		     char *err, size_t errlen)
 {
 	int n = 0;
 
@@ -554,6 +903,10 @@ static int cmd_split(int argc, char **argv, struct cmd_opt *out, const char **fi
 		}
 		if (strncmp(a, "--config=", 9) == 0) {
 			*file = a + 9;
+			continue;
+		}
+		if (strcmp(a, "--check-config") == 0) {
+			*check = 1;
 			continue;
 		}
 		if (strcmp(a, "-v") == 0) {
@@ -575,7 +928,7 @@ static int cmd_split(int argc, char **argv, struct cmd_opt *out, const char **fi
 		}
 		if (eq != NULL)
 			out[n].value = eq + 1;
-		else if (out[n].o->type == OPT_BOOL)
+		else if (out[n].o->type == OPT_BOOL || (out[n].o->type == OPT_NOEFFECT && out[n].o->lo == 0))
 			out[n].value = NULL;
 		else if (i + 1 < argc)
 			out[n].value = argv[++i];
@@ -590,11 +943,19 @@ static int cmd_split(int argc, char **argv, struct cmd_opt *out, const char **fi
 
 static int cmd_apply(struct load *st, const struct cmd_opt *v, int n, char *err, size_t errlen)
 {
-	char why[256];
+	char why[400];
 
 	for (int i = 0; i < n; i++) {
 		const struct opt *o = v[i].o;
 		size_t idx = (size_t)(o - opts);
+		int special = coturn_only(st->c, o, "command line", why, sizeof(why));
+
+		if (special == 0)
+			continue;
+		if (special < 0) {
+			snprintf(err, errlen, "command line: --%s: %s", o->name, why);
+			return -1;
+		}
 
 		if ((o->type == OPT_STR_LIST || o->type == OPT_USER_LIST) && !st->replaced[idx]) {
 			list_clear(st->c, o);
@@ -697,7 +1058,7 @@ int config_load(struct config *c, int argc, char **argv, int *want_help, char *e
 	}
 	memset(&st, 0, sizeof(st));
 	st.c = c;
-	if ((n = cmd_split(argc, argv, v, &file, err, errlen)) < 0)
+	if ((n = cmd_split(argc, argv, v, &file, &c->check_only, err, errlen)) < 0)
 		rc = -1;
 	if (rc == 0 && file != NULL) {
 		free(c->config_file);
@@ -716,6 +1077,11 @@ int config_load(struct config *c, int argc, char **argv, int *want_help, char *e
 
 	if (c->n_users > 0)
 		c->lt_cred_mech = 1;
+	c->external_ip = c->n_external_ip > 0 ? c->external_ips[0] : NULL;
+	if (c->no_software_attribute) {
+		free(c->software);
+		c->software = NULL;
+	}
 	if (c->allow_loopback_peers)
 		turn_policy_allow_loopback(c->policy);
 	/* The signaling endpoint opens a port only when configured: 'signaling'
@@ -776,6 +1142,7 @@ void config_free(struct config *c)
 			list_clear(c, &opts[i]);
 	}
 	free(c->config_file);
+	free(c->warnings);
 	turn_policy_free(c->policy);
 	memset(c, 0, sizeof(*c));
 }
@@ -792,6 +1159,26 @@ static void usage_default(struct config *d, const struct opt *o, char *buf, size
 		snprintf(buf, len, " [\"%s\"]", *(char **)field(d, o));
 }
 
+/* The coturn keys that have no field of their own (docs/migrating-from-coturn.md). */
+static void usage_coturn(void)
+{
+	static const struct {
+		enum opt_type type;
+		const char *title;
+	} sect[] = {
+		{ OPT_ALIAS, "coturn's names for the keys above:" },
+		{ OPT_NOEFFECT, "coturn keys accepted without effect (one warning line each):" },
+		{ OPT_REFUSED, "coturn keys refused, with turnstone's way to the same end:" },
+	};
+
+	for (size_t k = 0; k < sizeof(sect) / sizeof(sect[0]); k++) {
+		printf("%s\n", sect[k].title);
+		for (size_t i = 0; i < N_OPTS; i++)
+			if (opts[i].type == sect[k].type)
+				printf("    --%-32s %s\n", opts[i].name, opts[i].help);
+	}
+}
+
 void config_usage(const char *argv0)
 {
 	struct config d;
@@ -799,19 +1186,25 @@ void config_usage(const char *argv0)
 
 	config_defaults(&d);
 	printf("usage: %s [-c FILE] [--key=value ...]\n"
-	       "  %-36s %s\n  %-36s %s\n  %-36s %s\n"
+	       "  %-36s %s\n  %-36s %s\n  %-36s %s\n  %-36s %s\n"
+	       "FILE is libconfig (key = value;) or coturn's turnserver.conf (key=value, bare key),\n"
+	       "told apart by its syntax.\n"
 	       "Every key below can be set in the file (key = value;) or on the command line;\n"
 	       "the command line wins. Booleans are bare flags (--no-tls) or --key=true/false.\n",
 	       argv0 != NULL ? argv0 : "turnstone",
-	       "-c FILE, --config=FILE", "libconfig file to read",
+	       "-c FILE, --config=FILE", "configuration file to read",
 	       "-v", "same as --verbose",
+	       "--check-config", "read and check the configuration, print warnings, exit",
 	       "-h, --help", "this summary");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *o = &opts[i];
+		if (o->type == OPT_ALIAS || o->type == OPT_NOEFFECT || o->type == OPT_REFUSED)
+			continue;
 		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg != NULL ? "=" : "",
 			 o->arg != NULL ? o->arg : "");
 		usage_default(&d, o, def, sizeof(def));
 		printf("  %-36s %s%s\n", left, o->help, def);
 	}
+	usage_coturn();
 	config_free(&d);
 }

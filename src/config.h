@@ -31,7 +31,7 @@ struct config {
 
 	char *relay_ip[CONFIG_MAX_LISTEN];   /* IP literals relay sockets bind to; none: the listening IP family's wildcard */
 	size_t n_relay_ip;
-	char *external_ip;                /* "PUBLIC" or "PUBLIC/PRIVATE": advertised relay address */
+	char *external_ip;                /* external_ips[0] (not owned), or NULL */
 	int min_port, max_port;           /* relay port range, default 49152..65535 */
 
 	char *realm;                      /* default "turnstone" */
@@ -128,6 +128,22 @@ struct config {
 	char *proc_user;                  /* setuid to this user after binding; NULL: stay */
 	char *proc_group;                 /* setgid to this group; NULL: proc-user's login group */
 	int syslog;                       /* boolean: log to syslog (daemon, "turnstone") */
+
+	/* coturn's turnserver.conf read unchanged (issue 12, docs/migrating-from-coturn.md) */
+	int coturn_format;                /* the -c file was in coturn's key=value format */
+	int check_only;                   /* --check-config: validate the configuration and exit */
+	int fingerprint;                  /* boolean: FINGERPRINT in every response, not only when asked */
+	int no_software_attribute;        /* boolean: no SOFTWARE attribute (coturn's name; also 'prod') */
+	int no_multicast_peers;           /* boolean: multicast peers refused (always so; kept for coturn) */
+	int no_udp_relay;                 /* boolean: refuse UDP relays (442) */
+	int no_tcp_relay;                 /* boolean: refuse RFC 6062 TCP relays (tcp-relay stays off) */
+	int no_tlsv1_2;                   /* boolean: TLS 1.3 only */
+	char *external_ips[CONFIG_MAX_LISTEN]; /* external-ip, repeatable: "PUBLIC" or "PUBLIC/PRIVATE",
+					     the address advertised for relays on PRIVATE (or on any) */
+	size_t n_external_ip;
+	char *redis_statsdb;              /* coturn's allocation status keys go here (net/statsdb.h); NULL: off */
+	char *warnings;                   /* "FILE:LINE: ..." lines, each ending in \n, about coturn keys
+					     accepted without effect; NULL: none. main logs them. */
 };
 
 /* Fills c with the built-in defaults. */
@@ -150,6 +166,20 @@ int config_validate(const struct config *c, char *err, size_t errlen);
 
 /* Frees everything c owns. */
 void config_free(struct config *c);
+
+/* How turnstone treats a key of coturn's turnserver.conf (or its own). */
+enum config_key_class {
+	CONFIG_KEY_UNKNOWN,     /* neither turnstone's nor coturn's: an error */
+	CONFIG_KEY_IMPLEMENTED, /* read and acted on (possibly under another name) */
+	CONFIG_KEY_NO_EFFECT,   /* coturn's, accepted with one warning line, ignored */
+	CONFIG_KEY_REFUSED,     /* coturn's, refused with a message naming turnstone's way */
+};
+
+/* Classifies key name (case-sensitive, as coturn is). *note, when not NULL,
+ * gets the table's explanation (static storage): the alternative for a
+ * refused key, why a key has no effect, the target of an alias, or the
+ * help text. Used by the docs check (docs/migrating-from-coturn.md). */
+enum config_key_class config_key_class(const char *name, const char **note);
 
 /* Prints the option summary to stdout. */
 void config_usage(const char *argv0);

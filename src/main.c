@@ -155,24 +155,28 @@ static int server_addresses(struct server *srv, const struct config *cfg, char *
 			snprintf(err, errlen, "relay-ip '%s' is not a unicast IP address", cfg->relay_ip[i]);
 			return -1;
 		}
-		if (a.family == STUN_AF_IPV4 && srv->relay_v4.family == 0)
-			srv->relay_v4 = a;
-		else if (a.family == STUN_AF_IPV6 && srv->relay_v6.family == 0)
-			srv->relay_v6 = a;
+		if (a.family == STUN_AF_IPV4)
+			srv->relay4[srv->nrelay4++] = a;
+		else
+			srv->relay6[srv->nrelay6++] = a;
 	}
-	if (cfg->external_ip != NULL) {
+	/* external-ip, repeatable (coturn): PUBLIC/PRIVATE pairs, one per
+	 * relay address, or one PUBLIC for every relay of its family. */
+	for (i = 0; i < cfg->n_external_ip; i++) {
+		struct server_ext *x = &srv->ext[srv->next];
 		char buf[128], *slash;
 
-		snprintf(buf, sizeof(buf), "%s", cfg->external_ip);
+		snprintf(buf, sizeof(buf), "%s", cfg->external_ips[i]);
 		if ((slash = strchr(buf, '/')) != NULL)
 			*slash++ = '\0';
-		if (netaddr_parse_ip(&srv->ext_public, buf, 0) < 0 ||
-		    (slash != NULL && (netaddr_parse_ip(&srv->ext_private, slash, 0) < 0 ||
-				       srv->ext_private.family != srv->ext_public.family))) {
+		memset(x, 0, sizeof(*x));
+		if (netaddr_parse_ip(&x->pub, buf, 0) < 0 ||
+		    (slash != NULL && (netaddr_parse_ip(&x->priv, slash, 0) < 0 || x->priv.family != x->pub.family))) {
 			snprintf(err, errlen, "external-ip '%s' must be PUBLIC or PUBLIC/PRIVATE IP addresses",
-				 cfg->external_ip);
+				 cfg->external_ips[i]);
 			return -1;
 		}
+		srv->next++;
 	}
 	return 0;
 }
@@ -190,10 +194,14 @@ static void server_self_addrs(struct server *srv, const struct config *cfg)
 	selfaddr_init(&srv->self, cfg);
 	for (k = 0; k < srv->nlisten; k++)
 		selfaddr_add_ip(&srv->self, &srv->listen[k]);
-	selfaddr_add_ip(&srv->self, &srv->relay_v4);
-	selfaddr_add_ip(&srv->self, &srv->relay_v6);
-	selfaddr_add_ip(&srv->self, &srv->ext_public);
-	selfaddr_add_ip(&srv->self, &srv->ext_private);
+	for (k = 0; k < srv->nrelay4; k++)
+		selfaddr_add_ip(&srv->self, &srv->relay4[k]);
+	for (k = 0; k < srv->nrelay6; k++)
+		selfaddr_add_ip(&srv->self, &srv->relay6[k]);
+	for (k = 0; k < srv->next; k++) {
+		selfaddr_add_ip(&srv->self, &srv->ext[k].pub);
+		selfaddr_add_ip(&srv->self, &srv->ext[k].priv);
+	}
 	if (getifaddrs(&ifs) < 0) {
 		log_warn("getifaddrs: interface addresses not known as own");
 		return;
@@ -301,6 +309,34 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (cfg.redis_statsdb != NULL) {
+		struct auth_redis_conninfo ci;
+		char why[256];
+
+		if (auth_redis_parse_conninfo(cfg.redis_statsdb, &ci, why, sizeof(why)) < 0) {
+			fprintf(stderr, "turnstone: redis-statsdb: %s\n", why);
+			config_free(&cfg);
+			return 2;
+		}
+	}
+	if (cfg.check_only) {
+		/* --check-config: what a start would say about the file, then stop. */
+		static struct server chk; /* only its address fields are used */
+
+		if (server_addresses(&chk, &cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "turnstone: %s\n", err);
+			config_free(&cfg);
+			return 2;
+		}
+		if (cfg.warnings != NULL)
+			fprintf(stderr, "%s", cfg.warnings);
+		printf("turnstone: configuration OK (%s)\n",
+		       cfg.config_file == NULL ? "command line only"
+		       : cfg.coturn_format     ? "coturn's turnserver.conf format"
+					       : "libconfig format");
+		config_free(&cfg);
+		return 0;
+	}
 	if (cfg.syslog)
 		log_use_syslog("turnstone");
 	else if (cfg.log_file != NULL && log_open(cfg.log_file) < 0) {
@@ -309,6 +345,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	/* coturn keys accepted without effect: one line each (issue 12). */
+	for (const char *p = cfg.warnings, *nl; p != NULL && (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		log_warnx("%.*s", (int)(nl - p), p);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN); /* until the drain handler is installed: not fatal */
 	evthread_use_pthreads();

@@ -14,6 +14,13 @@
 
 struct auth_users;
 
+/* 1 when password is coturn's stored-key form "0x" + 32 hex digits (the MD5
+ * long-term key of RFC 8489 §9.2.2, as turnadmin -k prints it), with the
+ * 16 bytes in key; 0 otherwise (key untouched). Such a user has no SHA-256
+ * key: a PASSWORD-ALGORITHM SHA-256 request for it fails like an unknown
+ * user. */
+int auth_users_hex_key(const char *password, uint8_t key[16]);
+
 /* Builds the table for realm from n config users. Returns NULL on out of memory. */
 struct auth_users *auth_users_new(const char *realm, const struct config_user *users, size_t n);
 void auth_users_free(struct auth_users *u);

@@ -59,7 +59,9 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create a TLS context: %s", tls_errstr());
 		return NULL;
 	}
-	if (!cfg->no_tlsv1)
+	if (cfg->no_tlsv1_2)
+		floor = TLS1_3_VERSION;
+	else if (!cfg->no_tlsv1)
 		floor = TLS1_VERSION;
 	else if (!cfg->no_tlsv1_1)
 		floor = TLS1_1_VERSION;

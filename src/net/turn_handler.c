@@ -15,6 +15,7 @@
 #include "net/netaddr.h"
 #include "net/selfaddr.h"
 #include "net/tcp_relay.h"
+#include "net/statsdb.h"
 #include "net/turn_auth.h"
 #include "net/turn_req.h"
 #include "turn/turn_policy.h"
@@ -29,7 +30,8 @@ void turn_req_begin(struct req *r, struct stun_builder *b, uint8_t cls)
 }
 
 /* Adds integrity (when authenticated) and FINGERPRINT (when the request had
- * one), sends, and returns the length sent (0 on overflow). */
+ * one, or always with 'fingerprint'), sends, and returns the length sent
+ * (0 on overflow). */
 size_t turn_req_send(struct req *r, struct stun_builder *b)
 {
 	size_t n;
@@ -40,7 +42,7 @@ size_t turn_req_send(struct req *r, struct stun_builder *b)
 		else
 			stun_build_integrity(b, r->key, r->keylen);
 	}
-	if (r->m.fp_off != 0)
+	if (r->m.fp_off != 0 || r->w->srv->cfg->fingerprint)
 		stun_build_fingerprint(b);
 	if ((n = stun_build_finish(b)) == 0) {
 		log_warnx("response to %s does not fit", "request");
@@ -143,17 +145,33 @@ static uint32_t clamp_lifetime(const struct config *cfg, const struct stun_msg *
 	return want;
 }
 
-/* Address the relay socket binds to for family, or -1 (440). */
+/* The private addresses of external-ip mappings of family, into v. */
+static size_t ext_private_of(const struct server *srv, uint8_t family, struct stun_addr *v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < srv->next; i++)
+		if (srv->ext[i].priv.family == family)
+			v[n++] = srv->ext[i].priv;
+	return n;
+}
+
+/* Address the relay socket binds to for family, or -1 (440): the relay-ip
+ * addresses of that family in turn (coturn spreads allocations over them),
+ * else the private sides of external-ip, else the address the client
+ * reached or a listening address of that family. */
 static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
 {
 	const struct server *srv = r->w->srv;
+	struct stun_addr priv[CONFIG_MAX_LISTEN];
+	size_t npriv;
 
-	if (family == STUN_AF_IPV4 && srv->relay_v4.family != 0)
-		*ip = srv->relay_v4;
-	else if (family == STUN_AF_IPV6 && srv->relay_v6.family != 0)
-		*ip = srv->relay_v6;
-	else if (srv->ext_private.family == family)
-		*ip = srv->ext_private;
+	if (family == STUN_AF_IPV4 && srv->nrelay4 > 0)
+		*ip = srv->relay4[r->w->relay_rr++ % srv->nrelay4];
+	else if (family == STUN_AF_IPV6 && srv->nrelay6 > 0)
+		*ip = srv->relay6[r->w->relay_rr++ % srv->nrelay6];
+	else if ((npriv = ext_private_of(srv, family, priv)) > 0)
+		*ip = priv[r->w->relay_rr++ % npriv];
 	else if (r->local->family == family && !netaddr_is_any(r->local))
 		*ip = *r->local;
 	else {
@@ -172,14 +190,57 @@ static int relay_bind_ip(struct req *r, uint8_t family, struct stun_addr *ip)
 	return 0;
 }
 
-/* The relayed address clients are told for bound (external-ip's public
- * part replaces the IP when the family matches). */
+/* external-ip: the public address for a relay bound on a (port kept). A
+ * PUBLIC/PRIVATE mapping for a's address wins over a bare PUBLIC; a lone
+ * mapping of a's family applies whatever its PRIVATE (as before several
+ * mappings were possible). */
+static void relay_advertised(const struct server *srv, struct stun_addr *a)
+{
+	const struct server_ext *any = NULL, *lone = NULL;
+	size_t nfam = 0;
+
+	for (size_t i = 0; i < srv->next; i++) {
+		const struct server_ext *x = &srv->ext[i];
+
+		if (x->pub.family != a->family)
+			continue;
+		if (nfam++ == 0)
+			lone = x;
+		if (x->priv.family == 0) {
+			if (any == NULL)
+				any = x;
+		} else if (memcmp(x->priv.ip, a->ip, a->family == STUN_AF_IPV4 ? 4 : 16) == 0) {
+			any = x;
+			break;
+		}
+	}
+	if (any == NULL && nfam == 1)
+		any = lone;
+	if (any != NULL)
+		memcpy(a->ip, any->pub.ip, sizeof(a->ip));
+}
+
+/* redis-statsdb: "new" or "refreshed" status of a (coturn's keys). */
+static void statsdb_report(struct req *r, const struct turn_alloc *a, int refresh, uint32_t lifetime)
+{
+	static const char *const type[] = { [STATS_UDP] = "UDP", [STATS_TCP] = "TCP", [STATS_TLS] = "TLS" };
+	const struct relay *rl = a->io;
+	char ls[NETADDR_STRLEN], cs[NETADDR_STRLEN];
+	struct statsdb_client cl;
+
+	if (r->w->statsdb == NULL || rl == NULL || rl->statsdb_id == 0)
+		return;
+	cl.type = type[worker_stats_transport(r->o)];
+	cl.local = netaddr_str(r->local, ls);
+	cl.remote = netaddr_str(r->client, cs);
+	statsdb_alloc_status(r->w->statsdb, rl->statsdb_id, a->username, refresh, lifetime, &cl);
+
+/* The relayed address clients are told for bound (external-ip, above). */
 static struct stun_addr advertised(const struct server *srv, const struct stun_addr *bound)
 {
 	struct stun_addr a = *bound;
 
-	if (srv->ext_public.family == bound->family)
-		memcpy(a.ip, srv->ext_public.ip, sizeof(a.ip));
+	relay_advertised(srv, &a);
 	return a;
 }
 
@@ -254,12 +315,12 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, 400);
 		return;
 	}
-	if (tr->val[0] == TURN_TRANSPORT_TCP) { /* RFC 6062 §5.1 */
+	if (tr->val[0] == TURN_TRANSPORT_TCP && !cfg->no_tcp_relay) { /* RFC 6062 §5.1 */
 		if ((rc = tcp_relay_allocate_check(r)) != 0) {
 			turn_req_error(r, rc);
 			return;
 		}
-	} else if (tr->val[0] != TRANSPORT_UDP) {
+	} else if (tr->val[0] != TRANSPORT_UDP || cfg->no_udp_relay) {
 		turn_req_error(r, 442);
 		return;
 	}
@@ -344,6 +405,10 @@ static void handle_allocate(struct req *r)
 		stun_build_attr(&b, TURN_ATTR_RESERVATION_TOKEN, rq.token_out, sizeof(rq.token_out));
 	if ((n = turn_req_send(r, &b)) > 0)
 		turn_alloc_cache_response(a, r->m.tid, b.buf, n);
+	if (w->statsdb != NULL) {
+		((struct relay *)a->io)->statsdb_id = ((uint64_t)w->id << 40) | ++w->statsdb_next;
+		statsdb_report(r, a, 0, lifetime);
+	}
 	log_info("allocation: user %s client %s relay %s%s%s lifetime %us", LOG_ESC(a->username),
 		 netaddr_str(r->client, cs), netaddr_str(&relayed, rs), a->relay2.family != 0 ? " and " : "",
 		 a->relay2.family != 0 ? netaddr_str(&a->relay2, rs2) : "", lifetime);
@@ -388,6 +453,7 @@ static void handle_refresh(struct req *r)
 	r->alloc->expires = worker_now() + lifetime;
 	if (n > 0)
 		turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
+	statsdb_report(r, r->alloc, 1, lifetime);
 }
 
 /* Decodes one XOR-PEER-ADDRESS and applies family and policy checks.

@@ -22,6 +22,7 @@
 #include "net/netaddr.h"
 #include "net/reserve.h"
 #include "net/sessions.h"
+#include "net/statsdb.h"
 #include "net/stream.h"
 #include "net/tcp_relay.h"
 #include "net/turn_auth.h"
@@ -566,6 +567,8 @@ static void relay_release(struct turn_alloc *a)
 	 * closed, shutdown) comes through here. */
 	if (r->quota_held)
 		limits_alloc_release(r->w->srv, a->username);
+	if (r->statsdb_id != 0)
+		statsdb_alloc_deleted(r->w->statsdb, r->statsdb_id, a);
 	if (r->tcp != NULL) {
 		tcp_relay_release(r); /* the listener and every data connection */
 	} else {
@@ -730,6 +733,9 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 		if ((w->redis = auth_redis_new(w->base, &rp, err, errlen)) == NULL)
 			return -1;
 	}
+	if (srv->cfg->redis_statsdb != NULL &&
+	    (w->statsdb = statsdb_new(w->base, srv->cfg->redis_statsdb, srv->cfg->realm, err, errlen)) == NULL)
+		return -1;
 	if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		goto oom;
 	w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake, w);
@@ -782,6 +788,8 @@ void worker_free(struct worker *w)
 	if (w->allocs.buckets != NULL)
 		turn_table_destroy(&w->allocs, relay_release);
 	tcp_relay_worker_free(w);
+	statsdb_free(w->statsdb);
+	w->statsdb = NULL;
 	for (i = 0; i < w->nls; i++) {
 		event_free(w->ls[i].ev);
 		close(w->ls[i].fd);

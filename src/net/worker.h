@@ -37,6 +37,7 @@ struct limits;
 struct tcp_relay_alloc;
 struct turn_tcp_table;
 struct tcp_refusal;
+struct statsdb;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define WORKER_HEADROOM 64     /* bytes kept free before received data for TURN headers */
@@ -52,9 +53,14 @@ struct server {
 	struct auth_nonce nonce;
 	struct stun_addr listen[CONFIG_MAX_LISTEN];
 	size_t nlisten;
-	struct stun_addr relay_v4, relay_v6;   /* configured relay-ip, family 0 when unset */
-	struct stun_addr ext_public;           /* external-ip public part, family 0 when unset */
-	struct stun_addr ext_private;          /* external-ip private part, family 0 when unset */
+	struct stun_addr relay4[CONFIG_MAX_LISTEN]; /* relay-ip, IPv4 ones: allocations spread over them */
+	struct stun_addr relay6[CONFIG_MAX_LISTEN]; /* relay-ip, IPv6 ones */
+	size_t nrelay4, nrelay6;
+	struct server_ext {                    /* one external-ip mapping */
+		struct stun_addr pub;          /* advertised in XOR-RELAYED-ADDRESS */
+		struct stun_addr priv;         /* relay address it stands for; family 0: any of pub's family */
+	} ext[CONFIG_MAX_LISTEN];
+	size_t next;
 	_Atomic int tcp_pending;               /* RFC 6062 peer connections not yet bound (net/tcp_relay.h) */
 	SSL_CTX *tls;                          /* initial TLS context, NULL when TLS is off */
 	int nworkers;
@@ -99,6 +105,7 @@ struct relay {
 	uint8_t quota_held;        /* holds a user-quota/total-quota slot */
 	struct tcp_relay_alloc *tcp; /* TCP allocation (RFC 6062, net/tcp_relay.h): fd is then
 					its listening socket; NULL for UDP */
+	uint64_t statsdb_id;       /* redis-statsdb allocation id, 0: not reported */
 };
 
 /* Messages from the main thread to a worker (typed queue + eventfd wake-up). */
@@ -134,6 +141,9 @@ struct worker {
 	struct pending *pending;   /* requests waiting for Redis (turn_handler.c) */
 	size_t npending;
 	uint32_t rng;
+	unsigned relay_rr;         /* next relay-ip to bind (round robin, turn_handler.c) */
+	struct statsdb *statsdb;   /* redis-statsdb client (net/statsdb.h), or NULL */
+	uint64_t statsdb_next;     /* allocation ids: worker id in bits 40+, then this counter */
 	uint64_t log_sec;          /* worker_log_ok: current second and its count */
 	unsigned log_n, log_dropped;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */

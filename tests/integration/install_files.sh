@@ -45,7 +45,7 @@ for page in turnstone.8 turnstone.conf.5 turnstone-admin.8; do
 	out=$(groff -man -ww -z "$TOP_SRCDIR/docs/$page" 2>&1)
 	if [ -z "$out" ] && require_tool groff; then tap_ok "$page renders without groff warnings"; else tap_fail "$page renders without groff warnings" "$out"; fi
 done
-keys=$("$TURNSTONE_BIN" --help | sed -n 's/^  --\([a-z0-9_-]*\).*/\1/p' | grep -v '^config$\|^help$')
+keys=$("$TURNSTONE_BIN" --help | sed -n 's/^  --\([a-z0-9_-]*\).*/\1/p' | grep -v '^config$\|^help$\|^check-config$')
 undoc=
 for k in $keys; do
 	esc=$(printf '%s' "$k" | sed 's/-/\\\\-/g')

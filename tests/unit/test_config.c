@@ -342,6 +342,150 @@ static void test_unknown_key(void **state)
 	assert_err_at(f, 2, "unknown key 'foo'");
 }
 
+/* coturn's turnserver.conf: key=value, "key value", bare booleans, quotes,
+ * repeated list keys, coturn's value spellings; file:line:key errors. */
+static void test_coturn_format(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = &f->c;
+
+	write_conf(f, "# coturn\n"
+		      "listening-port=3479\n"
+		      "  tls-listening-port 5350\n"
+		      "listening-ip=127.0.0.1\n"
+		      "listening-ip = ::1\n"
+		      "realm=\"example.org\"\n"
+		      "fingerprint\n"
+		      "lt-cred-mech\n"
+		      "no-tcp-relay\n"
+		      "allow-loopback-peers=off\n"
+		      "no-tls=no\n"
+		      "verbose=1\n"
+		      "user=alice:pw=with=equals\n"
+		      "user=ninefingers:0xbc807ee29df3c9ffa736523fb2c4e8ee\n"
+		      "relay-threads=0\n"
+		      "stale-nonce\n"
+		      "cipher-list=\"DEFAULT\"\n"
+		      "CA-file=/tmp/ca.pem\n"
+		      "prod\n"
+		      "log-file=stdout\n"
+		      "denied-peer-ip=83.166.64.0-83.166.95.255\n"
+		      "no-cli\n"
+		      "cli-password=qwerty\n"
+		      "no-cli\n"
+		      "external-ip=203.0.113.1/192.0.2.1\n"
+		      "external-ip=203.0.113.2/192.0.2.2\n");
+	assert_int_equal(load_with(f, NULL, 0), 0);
+	assert_int_equal(c->coturn_format, 1);
+	assert_int_equal(c->listening_port, 3479);
+	assert_int_equal(c->tls_listening_port, 5350);
+	assert_int_equal(c->n_listening_ip, 2);
+	assert_string_equal(c->listening_ip[1], "::1");
+	assert_string_equal(c->realm, "example.org");
+	assert_int_equal(c->fingerprint, 1);
+	assert_int_equal(c->lt_cred_mech, 1);
+	assert_int_equal(c->no_tcp_relay, 1);
+	assert_int_equal(c->allow_loopback_peers, 0);
+	assert_int_equal(c->no_tls, 0);
+	assert_int_equal(c->verbose, 1);
+	assert_int_equal(c->n_users, 2);
+	assert_string_equal(c->users[0].password, "pw=with=equals");
+	assert_true(c->relay_threads >= 1);
+	assert_int_equal(c->stale_nonce, 600);
+	assert_string_equal(c->cipher_list, "DEFAULT");
+	assert_string_equal(c->ca_file, "/tmp/ca.pem");
+	assert_null(c->software);
+	assert_null(c->log_file);
+	assert_int_equal(permits(c, "83.166.70.1"), 0);
+	/* no-cli twice and cli-password: one warning line per key, at the first line */
+	assert_non_null(c->warnings);
+	assert_non_null(strstr(c->warnings, ":22: key 'no-cli' accepted without effect"));
+	assert_non_null(strstr(c->warnings, ":23: key 'cli-password' accepted without effect"));
+	assert_null(strstr(strstr(c->warnings, "'no-cli'") + 1, "'no-cli'"));
+	assert_null(strstr(c->warnings, "qwerty"));
+	assert_int_equal(c->n_external_ip, 2);
+	assert_string_equal(c->external_ips[1], "203.0.113.2/192.0.2.2");
+	assert_ptr_equal(c->external_ip, c->external_ips[0]);
+}
+
+static void test_coturn_errors(void **state)
+{
+	static const struct {
+		const char *text;
+		int line;
+		const char *want;
+	} cases[] = {
+		{ "user=a:b\nfoo=1\n", 2, "unknown key 'foo' (neither turnstone's nor coturn's)" },
+		{ "user=a:b\n\nmysql-userdb=\"host=x\"\n", 3, "key 'mysql-userdb': coturn's key, not supported "
+								 "by turnstone: no MySQL user database: put users in Redis" },
+		{ "no-auth\n", 1, "key 'no-auth': coturn's key, not supported by turnstone: turnstone never "
+				   "runs an open relay" },
+		{ "verbose=maybe\n", 1, "key 'verbose': must be a boolean" },
+		{ "# c\nlistening-port=http\n", 2, "key 'listening-port': must be an integer 1..65535" },
+		{ "relay-ip=eth0\n", 1, "key 'relay-ip': 'eth0' is not an IP address" },
+		{ "user=nopassword\n", 1, "key 'user': must be \"name:password\"" },
+	};
+
+	for (int i = 0; i < NELEM(cases); i++) {
+		struct fixture *f = *state;
+
+		config_free(&f->c);
+		config_defaults(&f->c);
+		if (f->path[0] != '\0')
+			unlink(f->path);
+		write_conf(f, cases[i].text);
+		assert_int_equal(load_with(f, NULL, 0), -1);
+		assert_err_at(f, cases[i].line, cases[i].want);
+	}
+}
+
+/* The format is told apart by syntax: libconfig-only constructs pick
+ * libconfig; a file with none of them reads the same either way. */
+static void test_format_detection(void **state)
+{
+	static const struct {
+		const char *text;
+		int coturn;
+	} cases[] = {
+		{ "realm = \"x\";\n", 0 },
+		{ "listening-ip = [\"127.0.0.1\"]\nrealm = \"x\"\n", 0 },
+		{ "// c\nverbose = true\n", 0 },
+		{ "realm: \"x\"\n", 0 },
+		{ "verbose = true\nrealm = \"x\"\n", 1 },
+		{ "verbose\nrealm=x\n", 1 },
+		{ "verbose\nne=[1|2|3]\nweb-admin-ip=[::1]\n", 1 },
+		{ "listening-ip = [ \"127.0.0.1\",\n \"::1\" ]\nrealm = \"x\"\n", 0 },
+	};
+
+	for (int i = 0; i < NELEM(cases); i++) {
+		struct fixture *f = *state;
+
+		config_free(&f->c);
+		config_defaults(&f->c);
+		if (f->path[0] != '\0')
+			unlink(f->path);
+		write_conf(f, cases[i].text);
+		if (load_with(f, NULL, 0) != 0)
+			fail_msg("case %d: %s", i, f->err);
+		assert_int_equal(f->c.coturn_format, cases[i].coturn);
+		assert_int_equal(f->c.verbose + (f->c.realm != NULL && strcmp(f->c.realm, "x") == 0) > 0, 1);
+	}
+}
+
+static void test_key_class(void **state)
+{
+	const char *note;
+
+	(void)state;
+	assert_int_equal(config_key_class("listening-port", NULL), CONFIG_KEY_IMPLEMENTED);
+	assert_int_equal(config_key_class("CA-file", &note), CONFIG_KEY_IMPLEMENTED);
+	assert_non_null(strstr(note, "ca-file"));
+	assert_int_equal(config_key_class("web-admin", NULL), CONFIG_KEY_NO_EFFECT);
+	assert_int_equal(config_key_class("no-auth", &note), CONFIG_KEY_REFUSED);
+	assert_non_null(strstr(note, "use-auth-secret"));
+	assert_int_equal(config_key_class("no-such-key", NULL), CONFIG_KEY_UNKNOWN);
+}
+
 static void test_bad_user(void **state)
 {
 	static const char *const bad[] = { "\"bob\"", "\":pw\"", "\"bob:\"", "[\"a:1\", \"a:2\"]" };
@@ -652,6 +796,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_values_various, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_cmdline_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coturn_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coturn_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format_detection, setup, teardown),
+		cmocka_unit_test(test_key_class),
 		cmocka_unit_test_setup_teardown(test_bad_user, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_peer_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
