@@ -234,6 +234,7 @@ static void statsdb_report(struct req *r, const struct turn_alloc *a, int refres
 	cl.local = netaddr_str(r->local, ls);
 	cl.remote = netaddr_str(r->client, cs);
 	statsdb_alloc_status(r->w->statsdb, rl->statsdb_id, a->username, refresh, lifetime, &cl);
+}
 
 /* The relayed address clients are told for bound (external-ip, above). */
 static struct stun_addr advertised(const struct server *srv, const struct stun_addr *bound)
