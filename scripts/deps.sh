@@ -7,6 +7,8 @@
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev"
+# the ebpf-offload fast path (docs/ebpf.md): libbpf, the bpf target, the skeleton
+pkgs="$pkgs libbpf-dev clang llvm bpftool"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs coturn redis-server chromium python3 procps iproute2 prometheus"
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
