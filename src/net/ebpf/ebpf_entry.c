@@ -28,11 +28,11 @@ uint64_t ebpf_entry_perm_expiry_ns(const struct turn_alloc *a, const struct turn
 }
 
 int ebpf_entry_make(const struct turn_alloc *a, const struct stun_addr *bound, const struct turn_chan *c,
-		    uint64_t now, int max_bps, struct ts_ebpf_key *key, struct ts_ebpf_val *val)
+		    uint64_t now, int bps_limited, struct ts_ebpf_key *key, struct ts_ebpf_val *val)
 {
 	uint64_t perm;
 
-	if (a->transport != TURN_TRANSPORT_UDP || max_bps > 0)
+	if (a->transport != TURN_TRANSPORT_UDP || bps_limited)
 		return -1;
 	if (a->client.family != STUN_AF_IPV4 || a->server.family != STUN_AF_IPV4 ||
 	    bound->family != STUN_AF_IPV4 || c->peer.family != STUN_AF_IPV4)
