@@ -52,6 +52,24 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	return 0;
 }
 
+/* bpf_fib_lookup answers only where IPv4 forwarding is on: say so once. */
+static void forwarding_check(const char *ifname)
+{
+	char path[128];
+	FILE *f;
+	int on = 1;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fscanf(f, "%d", &on) != 1)
+			on = 1;
+		fclose(f);
+	}
+	if (!on)
+		log_warnx("ebpf-offload: net.ipv4.conf.%s.forwarding is 0: the program will leave every "
+			  "datagram to the socket path (docs/ebpf.md)", ifname);
+}
+
 static int attach_one(const char *ifname, struct attached *at, char *why, size_t whylen)
 {
 	int prog = bpf_program__fd(g.skel->progs.ts_peer_to_client);
@@ -64,6 +82,7 @@ static int attach_one(const char *ifname, struct attached *at, char *why, size_t
 		snprintf(why, whylen, "no interface '%s'", ifname);
 		return -1;
 	}
+	forwarding_check(ifname);
 	if ((at->link_fd = bpf_link_create(prog, at->ifindex, BPF_TCX_INGRESS, NULL)) >= 0)
 		return 0;
 	/* Older kernel: a clsact qdisc and a direct-action filter. */

@@ -94,6 +94,9 @@ int ts_peer_to_client(struct __sk_buff *skb)
 	fib.ipv4_dst = v->client_ip;
 	fib.sport = v->listen_port;
 	fib.dport = v->client_port;
+	/* The kernel answers only where forwarding is on for the interface
+	 * (BPF_FIB_LKUP_RET_FWD_DISABLED otherwise: then everything goes the
+	 * slow way; ebpf.c warns at start). */
 	fib.ifindex = skb->ingress_ifindex;
 	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return TC_ACT_OK;
