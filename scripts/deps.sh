@@ -19,8 +19,8 @@ if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs podman debootstrap"
 	# tests/integration/pion.sh: pion/turn's client, built offline in GOPATH mode
 	pkgs="$pkgs golang-go golang-github-pion-turn.v2-dev"
-	# tests/integration/ebpf.py: checksum offload off on its veth pair
-	pkgs="$pkgs ethtool"
+	# tests/integration/ebpf.py: checksum offload off on its veth pair, capabilities dropped
+	pkgs="$pkgs ethtool libcap2-bin"
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -10,7 +10,8 @@ and the peer in the other ("client side"), and checks that
     what the client received;
   - a lapsed permission or channel stops the fast path within one second of
     its expiry (the socket path then drops, or sends Data indications);
-  - a peer without a permission still gets nothing through.
+  - a peer without a permission still gets nothing through;
+  - without the capabilities the server logs one line and relays as usual.
 
 Needs root (namespaces, CAP_BPF, CAP_NET_ADMIN): without it every case FAILS.
 Network rule: every packet stays inside the two namespaces made here, which
@@ -19,6 +20,7 @@ are deleted at the end, even on failure.  Speaks TAP.
 
 import ctypes
 import os
+import shlex
 import socket
 import struct
 import subprocess
@@ -299,6 +301,28 @@ def t_no_permission():
                 check(r is not None and r[2] == b"yes", "permitted peer's datagram: %r" % (r,))
                 check_eq(c.recv_data(timeout=0.5), None, "anything else")
                 check_eq(metric_wait("turnstone_ebpf_relayed_packets_total", 1), 1, "program counter")
+
+
+@tap.case("without CAP_BPF / CAP_NET_ADMIN: one line logged, relaying goes on through sockets")
+def t_no_capability():
+    check(os.geteuid() == 0, "needs root")
+    srv_ctx = server(["--ebpf-offload", "--ebpf-interface=" + IF_S])
+    a = srv_ctx.s.args
+    i = a.index(NS_S) + 1  # after "ip netns exec NS": drop the capabilities, then exec the server
+    srv_ctx.s.args = a[:i] + ["capsh", "--drop=cap_bpf,cap_net_admin,cap_sys_admin,cap_perfmon", "--",
+                              "-c", "exec " + " ".join(shlex.quote(x) for x in a[i:])]
+    with srv_ctx as srv:
+        lines = [ln for ln in srv.log_text().splitlines() if "ebpf-offload" in ln]
+        check_eq(len(lines), 1, "ebpf-offload log lines: %r" % lines)
+        check("running without the fast path" in lines[0], lines[0])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                data = payloads(50)
+                check(relay_burst(c, p, c.relayed, data) == data, "relayed datagrams differ")
+                check_eq(metric_wait('turnstone_relayed_packets_total{direction="peer_to_client"}', 50), 50,
+                         "relayed packets")
+                check_eq(metrics().get("turnstone_ebpf_relayed_packets_total", 0), 0, "program counter")
 
 
 def main():
