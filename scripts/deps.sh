@@ -7,6 +7,8 @@
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 libhiredis-dev libconfig-dev libcmocka-dev libjansson-dev libwslay-dev libunistring-dev"
+# the ebpf-offload fast path (docs/ebpf.md): libbpf, the bpf target, the skeleton
+pkgs="$pkgs libbpf-dev clang llvm bpftool"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs coturn redis-server chromium python3 procps iproute2 prometheus"
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
@@ -17,6 +19,8 @@ if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs podman debootstrap"
 	# tests/integration/pion.sh: pion/turn's client, built offline in GOPATH mode
 	pkgs="$pkgs golang-go golang-github-pion-turn.v2-dev"
+	# tests/integration/ebpf.py: checksum offload off on its veth pair, capabilities dropped
+	pkgs="$pkgs ethtool libcap2-bin"
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

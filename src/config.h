@@ -78,6 +78,11 @@ struct config {
 	int tcp_relay_max_pending_total;  /* the same over the whole server, default 1024 */
 	int tcp_relay_connect_timeout;    /* seconds a Connect may take before 447, default (and RFC 6062 minimum) 30 */
 
+	/* In-kernel fast path for UDP channels (issue 14, docs/ebpf.md): off by default */
+	int ebpf_offload;                 /* boolean: load the tc program, default off */
+	char *ebpf_interface[CONFIG_MAX_LISTEN]; /* interfaces peers' datagrams arrive on */
+	size_t n_ebpf_interface;
+
 	/* Credentials in Redis and the TURN REST API (coturn's key names) */
 	char *redis_userdb;               /* "ip=... port=... dbname=... password=..." or redis:// URL */
 	int use_auth_secret;              /* boolean: accept REST API time-limited credentials */

@@ -17,6 +17,7 @@
 #include "auth/auth_users.h"
 #include "log.h"
 #include "net/admin_http.h"
+#include "net/ebpf/ebpf.h"
 #include "net/limits.h"
 #include "net/netaddr.h"
 #include "net/reserve.h"
@@ -417,7 +418,9 @@ int main(int argc, char **argv)
 		server_free(&srv, &cfg, WORKERS_BOUND);
 		return 1;
 	}
+	ebpf_offload_start(&cfg); /* as root, before the privilege drop */
 	if (become_daemon(&cfg, err, sizeof(err)) < 0) {
+		ebpf_offload_stop();
 		log_err("%s", err);
 		admin_http_stop(admin);
 		if (sigsrv != NULL)
@@ -466,6 +469,7 @@ int main(int argc, char **argv)
 		log_warn("cannot remove pidfile '%s' (with proc-user, keep it in a directory that user may "
 			 "write)", cfg.pidfile);
 	server_free(&srv, &cfg, WORKERS_RUNNING);
+	ebpf_offload_stop(); /* the workers have emptied its map */
 	log_info("stopped");
 	return 0;
 }

@@ -30,6 +30,7 @@ struct totals {
 	uint64_t packets[STATS_NDIR], bytes[STATS_NDIR];
 	uint64_t allocate[STATS_NCODES], auth_fail[STATS_NAUTH], refused[STATS_NREFUSE];
 	uint64_t requests;
+	uint64_t ebpf_packets;
 };
 
 static void sum_workers(const struct metrics_input *in, struct totals *t)
@@ -57,6 +58,7 @@ static void sum_workers(const struct metrics_input *in, struct totals *t)
 		for (i = 0; i < STATS_NREFUSE; i++)
 			t->refused[i] += STAT_GET(st->refused[i]);
 		t->requests += STAT_GET(st->requests);
+		t->ebpf_packets += STAT_GET(st->ebpf_packets);
 	}
 }
 
@@ -123,6 +125,9 @@ static void render_counters(FILE *f, const struct totals *tt)
 			tt->refused[i]);
 	head(f, "turnstone_requests_total", "counter", "STUN and TURN requests handled.");
 	fprintf(f, "turnstone_requests_total %" PRIu64 "\n", tt->requests);
+	head(f, "turnstone_ebpf_relayed_packets_total", "counter",
+	     "Of the datagrams relayed to clients, those the ebpf-offload program relayed (docs/ebpf.md).");
+	fprintf(f, "turnstone_ebpf_relayed_packets_total %" PRIu64 "\n", tt->ebpf_packets);
 }
 
 static void render_workers(FILE *f, const struct metrics_input *in)

@@ -14,6 +14,7 @@
 #include "net/limits.h"
 #include "net/netaddr.h"
 #include "net/selfaddr.h"
+#include "net/ebpf/ebpf.h"
 #include "net/tcp_relay.h"
 #include "net/statsdb.h"
 #include "net/turn_auth.h"
@@ -523,6 +524,8 @@ static void handle_create_permission(struct req *r)
 			return;
 		}
 	}
+	for (i = 0; i < np; i++)
+		ebpf_perm_update(r->w, r->alloc, &peers[i]); /* the fast path's expiry times */
 	send_success(r);
 }
 
@@ -574,6 +577,8 @@ static void handle_channel_bind(struct req *r)
 	switch (turn_alloc_chan_bind(r->alloc, number, &peer, worker_now(), (uint32_t)cfg->channel_lifetime,
 				     (uint32_t)cfg->permission_lifetime)) {
 	case TURN_CHAN_OK:
+		ebpf_channel_update(r->w, r->alloc,
+				    (struct turn_chan *)turn_alloc_chan_by_number(r->alloc, number, worker_now()));
 		send_success(r);
 		break;
 	case TURN_CHAN_CONFLICT:

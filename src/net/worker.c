@@ -27,6 +27,7 @@
 #include "net/tcp_relay.h"
 #include "net/turn_auth.h"
 #include "net/turn_handler.h"
+#include "net/ebpf/ebpf.h"
 
 uint64_t worker_now(void)
 {
@@ -560,6 +561,7 @@ static void relay_release(struct turn_alloc *a)
 
 	if (r == NULL)
 		return;
+	ebpf_alloc_clear(r->w, a); /* before the socket closes: its address is the key */
 	STAT_ADD(r->w->stats.allocs[a->stats_transport][a->stats_family], -1);
 	if (r->o.conn != NULL)
 		stream_set_alloc(r->o.conn, NULL);
@@ -597,10 +599,12 @@ static void tick_one(struct turn_alloc *a, void *arg)
 	struct worker *w = arg;
 	uint64_t now = worker_now();
 
-	if (now >= a->expires)
+	if (now >= a->expires) {
 		worker_alloc_free(w, a);
-	else
+	} else {
+		ebpf_alloc_tick(w, a, now); /* counters; lapsed channels out of the map */
 		turn_alloc_expire(a, now);
+	}
 }
 
 static void worker_tick(evutil_socket_t fd, short what, void *arg)

@@ -107,6 +107,7 @@ int turn_alloc_chan_bind(struct turn_alloc *a, uint16_t number, const struct stu
 	if (turn_alloc_perm_add(a, peer, now, perm_lifetime) < 0)
 		return TURN_CHAN_PERMS_FULL;
 	c = &a->chans[a->nchans++];
+	memset(c, 0, sizeof(*c));
 	c->number = number;
 	c->peer = *peer;
 	c->expires = now + lifetime;

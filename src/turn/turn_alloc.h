@@ -29,6 +29,10 @@ struct turn_chan {
 	uint16_t number;
 	struct stun_addr peer;
 	uint64_t expires;        /* binding usable while now < expires */
+	/* ebpf-offload (net/ebpf/ebpf.h): 1 while the kernel map holds this
+	 * channel, and its counters as last added to the statistics */
+	uint8_t ebpf;
+	uint64_t ebpf_packets, ebpf_bytes;
 };
 
 struct turn_alloc {

@@ -1,0 +1,306 @@
+/* ebpf.c -- loading the ebpf-offload tc program and keeping its maps (issue 14). */
+#include "net/ebpf/ebpf.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "net/ebpf/ebpf_entry.h"
+#include "net/ebpf/relay.skel.h"
+#include "net/worker.h"
+
+/* tcx attach points (Linux 6.6): a bpf_link that goes with the process, so
+ * a crashed server leaves no program behind. Debian 12's headers predate them. */
+#ifndef BPF_TCX_INGRESS
+#define BPF_TCX_INGRESS 46
+#endif
+
+struct attached {
+	int ifindex;
+	int link_fd;         /* tcx link, or -1 when attached through netlink tc */
+	int hook_created;    /* netlink: we added the clsact qdisc */
+	struct bpf_tc_opts opts;
+};
+
+static struct {
+	struct ts_relay *skel;
+	int chan_fd, count_fd;
+	int ncpus;
+	size_t n;
+	struct attached at[CONFIG_MAX_LISTEN];
+} g = { .chan_fd = -1, .count_fd = -1 };
+
+/* libbpf's own messages go to debug level: the warning is our one line. */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_debug("libbpf: %s", buf);
+	return 0;
+}
+
+/* bpf_fib_lookup answers only where IPv4 forwarding is on: say so once. */
+static void forwarding_check(const char *ifname)
+{
+	char path[128];
+	FILE *f;
+	int on = 1;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fscanf(f, "%d", &on) != 1)
+			on = 1;
+		fclose(f);
+	}
+	if (!on)
+		log_warnx("ebpf-offload: net.ipv4.conf.%s.forwarding is 0: the program will leave every "
+			  "datagram to the socket path (docs/ebpf.md)", ifname);
+}
+
+static int attach_one(const char *ifname, struct attached *at, char *why, size_t whylen)
+{
+	int prog = bpf_program__fd(g.skel->progs.ts_peer_to_client);
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	int r;
+
+	memset(at, 0, sizeof(*at));
+	at->link_fd = -1;
+	if ((at->ifindex = (int)if_nametoindex(ifname)) == 0) {
+		snprintf(why, whylen, "no interface '%s'", ifname);
+		return -1;
+	}
+	forwarding_check(ifname);
+	if ((at->link_fd = bpf_link_create(prog, at->ifindex, BPF_TCX_INGRESS, NULL)) >= 0)
+		return 0;
+	/* Older kernel: a clsact qdisc and a direct-action filter. */
+	hook.ifindex = at->ifindex;
+	r = bpf_tc_hook_create(&hook);
+	if (r < 0 && r != -EEXIST) {
+		snprintf(why, whylen, "clsact on %s: %s", ifname, strerror(-r));
+		return -1;
+	}
+	at->hook_created = r == 0;
+	at->opts.sz = sizeof(at->opts);
+	at->opts.prog_fd = prog;
+	if ((r = bpf_tc_attach(&hook, &at->opts)) < 0) {
+		snprintf(why, whylen, "tc filter on %s: %s", ifname, strerror(-r));
+		if (at->hook_created)
+			bpf_tc_hook_destroy(&hook);
+		return -1;
+	}
+	return 0;
+}
+
+static void detach_one(struct attached *at)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = at->ifindex, .attach_point = BPF_TC_INGRESS);
+
+	if (at->link_fd >= 0) {
+		close(at->link_fd);
+		return;
+	}
+	at->opts.prog_fd = 0;
+	at->opts.prog_id = 0;
+	at->opts.flags = 0;
+	if (bpf_tc_detach(&hook, &at->opts) < 0)
+		log_warnx("ebpf-offload: cannot detach the tc filter from ifindex %d", at->ifindex);
+	if (at->hook_created)
+		bpf_tc_hook_destroy(&hook);
+}
+
+void ebpf_offload_start(const struct config *cfg)
+{
+	char why[256];
+	size_t i;
+
+	if (!cfg->ebpf_offload)
+		return;
+	if (cfg->n_ebpf_interface == 0) {
+		log_warnx("ebpf-offload: no ebpf-interface configured; running without the fast path");
+		return;
+	}
+	libbpf_set_print(libbpf_log);
+	if ((g.ncpus = libbpf_num_possible_cpus()) <= 0 || (g.skel = ts_relay__open_and_load()) == NULL) {
+		log_warn("ebpf-offload: cannot load the tc program (needs CAP_BPF and CAP_NET_ADMIN); "
+			 "running without the fast path");
+		g.skel = NULL;
+		return;
+	}
+	for (i = 0; i < cfg->n_ebpf_interface; i++) {
+		if (attach_one(cfg->ebpf_interface[i], &g.at[g.n], why, sizeof(why)) < 0) {
+			log_warnx("ebpf-offload: %s; running without the fast path", why);
+			ebpf_offload_stop();
+			return;
+		}
+		g.n++;
+	}
+	g.chan_fd = bpf_map__fd(g.skel->maps.ts_chan);
+	g.count_fd = bpf_map__fd(g.skel->maps.ts_count);
+	log_info("ebpf-offload: fast path for UDP channels on %zu interface%s", g.n, g.n == 1 ? "" : "s");
+}
+
+void ebpf_offload_stop(void)
+{
+	while (g.n > 0)
+		detach_one(&g.at[--g.n]);
+	if (g.skel != NULL)
+		ts_relay__destroy(g.skel);
+	g.skel = NULL;
+	g.chan_fd = g.count_fd = -1;
+}
+
+int ebpf_offload_on(void)
+{
+	return g.chan_fd >= 0;
+}
+
+/* The address the relay socket of a is bound to (a->relay may carry an
+ * external-ip). Returns 0, or -1 for none / a wildcard. */
+static int bound_addr(const struct turn_alloc *a, struct stun_addr *out)
+{
+	const struct relay *rl = a->io;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	if (rl == NULL || rl->tcp != NULL || getsockname(rl->fd, (struct sockaddr *)&sin, &len) < 0 ||
+	    sin.sin_family != AF_INET || sin.sin_addr.s_addr == htonl(INADDR_ANY))
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->family = STUN_AF_IPV4;
+	memcpy(out->ip, &sin.sin_addr, 4);
+	out->port = ntohs(sin.sin_port);
+	return 0;
+}
+
+/* Sums c's per-CPU counters and adds what is new to w's and a's totals. */
+static void sync_counters(struct worker *w, struct turn_alloc *a, struct turn_chan *c,
+			  const struct ts_ebpf_key *k)
+{
+	struct ts_ebpf_count per[g.ncpus];
+	uint64_t p = 0, b = 0;
+	int i;
+
+	if (bpf_map_lookup_elem(g.count_fd, k, per) < 0)
+		return;
+	for (i = 0; i < g.ncpus; i++) {
+		p += per[i].packets;
+		b += per[i].bytes;
+	}
+	if (p <= c->ebpf_packets)
+		return;
+	STAT_ADD(w->stats.packets[STATS_TO_CLIENT], p - c->ebpf_packets);
+	STAT_ADD(w->stats.bytes[STATS_TO_CLIENT], b - c->ebpf_bytes);
+	STAT_ADD(w->stats.ebpf_packets, p - c->ebpf_packets);
+	a->packets_to_client += p - c->ebpf_packets;
+	a->bytes_to_client += b - c->ebpf_bytes;
+	c->ebpf_packets = p;
+	c->ebpf_bytes = b;
+}
+
+/* The key c was installed under. */
+static int key_of(const struct turn_alloc *a, const struct turn_chan *c, struct ts_ebpf_key *k)
+{
+	struct stun_addr bound;
+
+	if (bound_addr(a, &bound) < 0)
+		return -1;
+	memset(k, 0, sizeof(*k));
+	memcpy(&k->relay_ip, bound.ip, 4);
+	k->relay_port = htons(bound.port);
+	memcpy(&k->peer_ip, c->peer.ip, 4);
+	k->peer_port = htons(c->peer.port);
+	return 0;
+}
+
+void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan *c)
+{
+	struct ts_ebpf_key k;
+
+	if (!c->ebpf || !ebpf_offload_on())
+		return;
+	c->ebpf = 0;
+	if (key_of(a, c, &k) < 0)
+		return;
+	/* Entry first, so nothing is counted after the last read. */
+	bpf_map_delete_elem(g.chan_fd, &k);
+	sync_counters(w, a, c, &k);
+	bpf_map_delete_elem(g.count_fd, &k);
+}
+
+void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_chan *c)
+{
+	struct ts_ebpf_count zero[g.ncpus > 0 ? g.ncpus : 1];
+	struct stun_addr bound;
+	struct ts_ebpf_key k;
+	struct ts_ebpf_val v;
+
+	if (!ebpf_offload_on() || c == NULL)
+		return;
+	if (bound_addr(a, &bound) < 0 || ebpf_entry_make(a, &bound, c, worker_now(), w->bps_on, &k, &v) < 0) {
+		ebpf_channel_clear(w, a, c);
+		return;
+	}
+	if (!c->ebpf) {
+		memset(zero, 0, sizeof(zero));
+		c->ebpf_packets = c->ebpf_bytes = 0;
+		if (bpf_map_update_elem(g.count_fd, &k, zero, BPF_ANY) < 0)
+			return;
+	}
+	if (bpf_map_update_elem(g.chan_fd, &k, &v, BPF_ANY) < 0) {
+		if (worker_log_ok(w))
+			log_warn("ebpf-offload: channel map update");
+		if (!c->ebpf)
+			bpf_map_delete_elem(g.count_fd, &k);
+		return;
+	}
+	c->ebpf = 1;
+}
+
+void ebpf_perm_update(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer)
+{
+	size_t i;
+
+	for (i = 0; i < a->nchans; i++)
+		if (turn_addr_same_ip(&a->chans[i].peer, peer))
+			ebpf_channel_update(w, a, &a->chans[i]);
+}
+
+void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now)
+{
+	struct ts_ebpf_key k;
+	size_t i;
+
+	if (!ebpf_offload_on())
+		return;
+	for (i = 0; i < a->nchans; i++) {
+		struct turn_chan *c = &a->chans[i];
+
+		if (!c->ebpf)
+			continue;
+		if (now >= c->expires || !turn_alloc_perm_ok(a, &c->peer, now))
+			ebpf_channel_clear(w, a, c);
+		else if (key_of(a, c, &k) == 0)
+			sync_counters(w, a, c, &k);
+	}
+}
+
+void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nchans; i++)
+		ebpf_channel_clear(w, a, &a->chans[i]);
+}

@@ -1,0 +1,58 @@
+/* ebpf.h -- the ebpf-offload fast path (issue 14, docs/ebpf.md): loads the
+ * tc program (relay.bpf.c) and keeps its channel map in step with the
+ * allocations of every worker.
+ *
+ * The map is an optimisation only: the program checks the permission and
+ * channel expiry times itself, so a late update can never relay what the
+ * socket path would not. Built only with --enable-ebpf (HAVE_EBPF); without
+ * it every call below is an empty inline function.
+ */
+#ifndef TURNSTONE_EBPF_H
+#define TURNSTONE_EBPF_H
+
+#include "config.h"
+#include "log.h"
+#include "turn/turn_alloc.h"
+
+struct worker;
+
+#ifdef HAVE_EBPF
+/* Loads the program and attaches it to the ingress of every ebpf-interface
+ * when cfg->ebpf_offload is set; call as root before the privilege drop.
+ * Without the capability (CAP_BPF + CAP_NET_ADMIN), kernel support or an
+ * interface it logs one line and leaves the fast path off: never an error. */
+void ebpf_offload_start(const struct config *cfg);
+/* Detaches the program and frees it (after the workers have stopped). */
+void ebpf_offload_stop(void);
+/* 1 while the program is attached. */
+int ebpf_offload_on(void);
+
+/* Installs or refreshes channel c of a (after ChannelBind, RFC 8656 §11.2),
+ * or removes it when it may no longer be offloaded; c may be NULL (nothing
+ * happens). Owner worker only, like every call below. */
+void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_chan *c);
+/* After CreatePermission for peer's IP: refreshes the channels to it. */
+void ebpf_perm_update(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer);
+/* Adds c's kernel counters to the statistics and removes it from the map. */
+void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan *c);
+/* Once a second per allocation (before turn_alloc_expire): counters into
+ * the statistics, lapsed channels and permissions out of the map. */
+void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now);
+/* Every channel of a out of the map (the allocation ends). */
+void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a);
+#else
+static inline void ebpf_offload_start(const struct config *cfg)
+{
+	if (cfg->ebpf_offload)
+		log_warnx("ebpf-offload: this turnstone was built without it (configure --enable-ebpf)");
+}
+static inline void ebpf_offload_stop(void) {}
+static inline int ebpf_offload_on(void) { return 0; }
+static inline void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_chan *c) {}
+static inline void ebpf_perm_update(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer) {}
+static inline void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan *c) {}
+static inline void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now) {}
+static inline void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a) {}
+#endif
+
+#endif

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""The ebpf-offload fast path (issue 14, docs/ebpf.md) across a real
+interface: the test makes two network namespaces joined by a veth pair, runs
+turnstone in one ("server side", the tc program on its veth) and the client
+and the peer in the other ("client side"), and checks that
+
+  - peer -> client relaying over a bound channel is identical with and
+    without the offload (same bytes, same order, nothing lost), and that the
+    offload did relay them (its counter) with the server's counters equal to
+    what the client received;
+  - a lapsed permission or channel stops the fast path within one second of
+    its expiry (the socket path then drops, or sends Data indications);
+  - a peer without a permission still gets nothing through;
+  - without the capabilities the server logs one line and relays as usual.
+
+Needs root (namespaces, CAP_BPF, CAP_NET_ADMIN): without it every case FAILS.
+Network rule: every packet stays inside the two namespaces made here, which
+are deleted at the end, even on failure.  Speaks TAP.
+"""
+
+import ctypes
+import os
+import shlex
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+
+_here = os.path.dirname(os.path.abspath(__file__))
+_top = os.environ.get("TOP_SRCDIR") or os.path.dirname(os.path.dirname(_here))
+sys.path.insert(0, os.path.join(_top, "tests", "lib"))
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+import turnclient as tc  # noqa: E402
+from turnclient import check, check_eq  # noqa: E402
+
+tap = tc.Tap()
+TAG = "%d" % os.getpid()
+NS_S, NS_C = "tsebpf-s" + TAG, "tsebpf-c" + TAG
+IF_S, IF_C = "tseb-s" + TAG[-6:], "tseb-c" + TAG[-6:]
+NET = "10.231.%d" % (os.getpid() % 250)
+SRV_IP, CLI_IP, PEER_IP, STRANGER_IP = NET + ".1", NET + ".2", NET + ".3", NET + ".4"
+ADMIN_PORT = 9641
+CLONE_NEWNET = 0x40000000
+_orig_ns = None
+
+
+def sh(*cmd):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd), r.returncode, r.stdout.strip()))
+    return r.stdout
+
+
+def setns(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + path)
+    finally:
+        os.close(fd)
+
+
+def net_up():
+    """The two namespaces and the veth pair; then this process joins the client side."""
+    global _orig_ns
+    sh("ip", "netns", "add", NS_S)
+    sh("ip", "netns", "add", NS_C)
+    sh("ip", "link", "add", IF_S, "netns", NS_S, "type", "veth", "peer", "name", IF_C, "netns", NS_C)
+    sh("ip", "-n", NS_S, "addr", "add", SRV_IP + "/24", "dev", IF_S)
+    for ip in (CLI_IP, PEER_IP, STRANGER_IP):
+        sh("ip", "-n", NS_C, "addr", "add", ip + "/24", "dev", IF_C)
+    for ns, dev in ((NS_S, IF_S), (NS_C, IF_C)):
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+    # Full checksums from the peer (no CHECKSUM_PARTIAL, which the program
+    # leaves to the socket path), and the client side verifies every UDP
+    # checksum in software: a wrong rewrite shows up as a lost datagram.
+    sh("ip", "netns", "exec", NS_C, "ethtool", "-K", IF_C, "tx", "off", "rx", "off")
+    # bpf_fib_lookup answers only where forwarding is on (docs/ebpf.md)
+    sh("ip", "netns", "exec", NS_S, "sysctl", "-q", "-w", "net.ipv4.conf.%s.forwarding=1" % IF_S)
+    _orig_ns = os.open("/proc/self/ns/net", os.O_RDONLY)
+    setns("/var/run/netns/" + NS_C)
+
+
+def net_down():
+    if _orig_ns is not None:
+        ctypes.CDLL(None, use_errno=True).setns(_orig_ns, CLONE_NEWNET)
+    for ns in (NS_S, NS_C):
+        subprocess.run(["ip", "netns", "del", ns], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class NsServer(tc.Server):
+    """turnstone inside the server namespace, on SRV_IP."""
+
+    def __init__(self, extra):
+        super().__init__(allow_loopback=False, extra=extra)
+        args = ["ip", "netns", "exec", NS_S]
+        for a in self.args:
+            if a in ("--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"):
+                a = a.replace("127.0.0.1", SRV_IP)
+            args.append(a)
+        args += ["--relay-threads=1", "--allowed-peer-ip=" + NET + ".0/24", "--prometheus",
+                 "--prometheus-ip=" + SRV_IP, "--prometheus-port=%d" % ADMIN_PORT]
+        self.args = args
+
+    @property
+    def addr(self):
+        return (SRV_IP, self.port)
+
+    def wait_ready(self):
+        end = time.monotonic() + self.ready_timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((CLI_IP, 0))
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("server exited early with status %s\n%s"
+                                       % (self.proc.returncode, self.log_text()))
+                raw, tid = tc.build(tc.BINDING, tc.REQUEST)
+                s.sendto(raw, self.addr)
+                s.settimeout(0.2)
+                try:
+                    data, _ = s.recvfrom(2048)
+                    if tc.is_stun(data) and data[8:20] == tid:
+                        return
+                except socket.timeout:
+                    pass
+        raise RuntimeError("server not ready\n" + self.log_text())
+
+
+class server:
+    """A server for one case; its log goes to TAP diagnostics if the case fails."""
+
+    def __init__(self, extra):
+        self.s = NsServer(extra)
+
+    def __enter__(self):
+        return self.s.start()
+
+    def __exit__(self, etype, e, tb):
+        rc = self.s.stop()
+        if etype is None and rc not in (0, -15):
+            etype, e = AssertionError, AssertionError("server exit status %s" % rc)
+        if etype is not None:
+            tap.diag("---- server log (%s) ----\n%s" % (" ".join(self.s.args), self.s.log_text()[-6000:]))
+        self.s.cleanup_log()
+        if e is not None and tb is None:
+            raise e
+        return False
+
+
+def metrics():
+    """{name or name{labels}: value} from the server's /metrics."""
+    body = urllib.request.urlopen("http://%s:%d/metrics" % (SRV_IP, ADMIN_PORT), timeout=5).read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def metric_wait(name, want, timeout=5.0):
+    """Polls until metric name equals want (the workers add the kernel's
+    counters once a second); returns the last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = metrics().get(name, 0)
+        if v == want or time.monotonic() > end:
+            return v
+        time.sleep(0.2)
+
+
+def bound_client(srv, peer):
+    c = tc.TurnClient(srv.addr, "alice", "secret", local_ip=CLI_IP)
+    check(c.allocate().is_success(), "allocate")
+    check(c.create_permission(peer).is_success(), "CreatePermission")
+    check(c.channel_bind(0x4000, peer).is_success(), "ChannelBind")
+    return c
+
+
+def payloads(n):
+    """n distinct datagrams of varied sizes (odd ones too: checksum words)."""
+    return [struct.pack("!I", i) + bytes((i * 7 + j) & 0xFF for j in range((i * 37) % 1200)) for i in range(n)]
+
+
+def relay_burst(c, peer_sock, relay, data, window=8):
+    """Sends data from the peer with at most window datagrams in flight;
+    returns what the client got as ChannelData, in order."""
+    got, sent = [], 0
+    while sent < len(data) or len(got) < sent:
+        while sent < len(data) and sent - len(got) < window:
+            peer_sock.sendto(data[sent], relay)
+            sent += 1
+        r = c.recv_data(timeout=2.0)
+        if r is None:
+            break  # lost: the comparison below says what is missing
+        check_eq(r[0], "chan", "frame type")
+        check_eq(r[1], 0x4000, "channel number")
+        got.append(r[2])
+    return got
+
+
+def run_relay(offload):
+    extra = ["--ebpf-offload", "--ebpf-interface=" + IF_S] if offload else []
+    data = payloads(300)
+    with server(extra) as srv:
+        if offload:
+            check("ebpf-offload: fast path for UDP channels on 1 interface" in srv.log_text(),
+                  "offload not attached:\n" + srv.log_text())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                got = relay_burst(c, p, c.relayed, data)
+                check_eq(len(got), len(data), "datagrams received")
+                check(got == data, "bytes or order differ")
+                total = sum(len(d) for d in data)
+                name = 'turnstone_relayed_packets_total{direction="peer_to_client"}'
+                check_eq(metric_wait(name, len(data)), len(data), name)
+                name = 'turnstone_relayed_bytes_total{direction="peer_to_client"}'
+                check_eq(metric_wait(name, total), total, name)
+                ebpf = metric_wait("turnstone_ebpf_relayed_packets_total", len(data) if offload else 0)
+                check_eq(ebpf, len(data) if offload else 0, "packets relayed by the program")
+    return got
+
+
+@tap.case("relaying is identical with and without ebpf-offload; counters match the client's")
+def t_identical():
+    check(os.geteuid() == 0, "needs root (namespaces, CAP_BPF, CAP_NET_ADMIN)")
+    check(run_relay(False) == run_relay(True), "different datagrams with offload")
+
+
+def stream_until(c, p, relay, seconds):
+    """The peer sends one datagram every 50 ms for seconds; returns
+    [(send time, kind)] of what the client received."""
+    sent_at, got = {}, []
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        d = struct.pack("!I", i) + b"x" * 100
+        sent_at[i] = time.monotonic()
+        p.sendto(d, relay)
+        i += 1
+        r = c.recv_data(timeout=0.05)
+        while r is not None:
+            got.append((sent_at[struct.unpack("!I", r[2][:4])[0]], r[0]))
+            r = c.recv_data(timeout=0.001)
+    r = c.recv_data(timeout=0.5)
+    while r is not None:
+        got.append((sent_at[struct.unpack("!I", r[2][:4])[0]], r[0]))
+        r = c.recv_data(timeout=0.2)
+    return got
+
+
+@tap.case("a lapsed permission stops the fast path within one second")
+def t_perm_expiry():
+    check(os.geteuid() == 0, "needs root")
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S, "--permission-lifetime=2"]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                t0 = time.monotonic()  # the permission lapses at most 2 s later (whole seconds)
+                got = stream_until(c, p, c.relayed, 5.0)
+                check(any(k == "chan" for _, k in got), "nothing relayed before expiry")
+                late = [t - t0 for t, _ in got if t - t0 > 3.0]
+                check(not late, "relayed %d datagrams sent %.2f s after the bind" % (len(late), max(late or [0])))
+                check(metrics().get("turnstone_ebpf_relayed_packets_total", 0) > 0, "fast path unused")
+
+
+@tap.case("a lapsed channel stops the fast path within one second (Data indications follow)")
+def t_chan_expiry():
+    check(os.geteuid() == 0, "needs root")
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S, "--channel-lifetime=2"]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                t0 = time.monotonic()
+                got = stream_until(c, p, c.relayed, 5.0)
+                chan = [t - t0 for t, k in got if k == "chan"]
+                check(chan, "nothing relayed as ChannelData")
+                check(max(chan) <= 3.0, "ChannelData for a datagram sent %.2f s after the bind" % max(chan))
+                check(any(k == "ind" for _, k in got), "no Data indications after the channel expired")
+                check(metrics().get("turnstone_ebpf_relayed_packets_total", 0) > 0, "fast path unused")
+
+
+@tap.case("a peer without a permission gets nothing through, offload or not")
+def t_no_permission():
+    check(os.geteuid() == 0, "needs root")
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            p.bind((PEER_IP, 0))
+            stranger.bind((STRANGER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                for i in range(20):
+                    stranger.sendto(b"no" + bytes([i]), c.relayed)
+                p.sendto(b"yes", c.relayed)  # after the strangers' on the same path
+                r = c.recv_data(timeout=2.0)
+                check(r is not None and r[2] == b"yes", "permitted peer's datagram: %r" % (r,))
+                check_eq(c.recv_data(timeout=0.5), None, "anything else")
+                check_eq(metric_wait("turnstone_ebpf_relayed_packets_total", 1), 1, "program counter")
+
+
+@tap.case("without CAP_BPF / CAP_NET_ADMIN: one line logged, relaying goes on through sockets")
+def t_no_capability():
+    check(os.geteuid() == 0, "needs root")
+    srv_ctx = server(["--ebpf-offload", "--ebpf-interface=" + IF_S])
+    a = srv_ctx.s.args
+    i = a.index(NS_S) + 1  # after "ip netns exec NS": drop the capabilities, then exec the server
+    srv_ctx.s.args = a[:i] + ["capsh", "--drop=cap_bpf,cap_net_admin,cap_sys_admin,cap_perfmon", "--",
+                              "-c", "exec " + " ".join(shlex.quote(x) for x in a[i:])]
+    with srv_ctx as srv:
+        lines = [ln for ln in srv.log_text().splitlines() if "ebpf-offload" in ln]
+        check_eq(len(lines), 1, "ebpf-offload log lines: %r" % lines)
+        check("running without the fast path" in lines[0], lines[0])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                data = payloads(50)
+                check(relay_burst(c, p, c.relayed, data) == data, "relayed datagrams differ")
+                check_eq(metric_wait('turnstone_relayed_packets_total{direction="peer_to_client"}', 50), 50,
+                         "relayed packets")
+                check_eq(metrics().get("turnstone_ebpf_relayed_packets_total", 0), 0, "program counter")
+
+
+def main():
+    if os.geteuid() != 0:
+        tap.plan(1)
+        tap.result(False, "ebpf-offload tests need root (network namespaces, CAP_BPF, CAP_NET_ADMIN)")
+        return 1
+    try:
+        net_up()
+    except Exception as e:
+        net_down()
+        tap.plan(1)
+        tap.result(False, "network namespaces with a veth pair", str(e))
+        return 1
+    try:
+        return tap.run()
+    finally:
+        net_down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+/* test_ebpf.c -- unit tests for the ebpf-offload channel map entries
+ * (net/ebpf/ebpf_entry.c): layout, byte order, expiry times, and the cases
+ * left to the socket path. Real turn_alloc state built with turn_alloc.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "net/ebpf/ebpf_entry.h"
+
+static struct stun_addr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port)
+{
+	struct stun_addr x;
+
+	memset(&x, 0, sizeof(x));
+	x.family = STUN_AF_IPV4;
+	x.ip[0] = a;
+	x.ip[1] = b;
+	x.ip[2] = c;
+	x.ip[3] = d;
+	x.port = port;
+	return x;
+}
+
+/* A UDP allocation with channel 0x4001 bound to 192.0.2.9:7000 at t=100. */
+static struct turn_alloc *setup(struct turn_table *t)
+{
+	struct stun_addr client = v4(198, 51, 100, 7, 40000), server = v4(203, 0, 113, 1, 3478);
+	struct stun_addr peer = v4(192, 0, 2, 9, 7000);
+	struct turn_alloc *a;
+
+	assert_int_equal(turn_table_init(t, 4), 0);
+	a = turn_table_add(t, &client, &server, TURN_TRANSPORT_UDP);
+	assert_non_null(a);
+	a->relay = v4(203, 0, 113, 1, 50000);
+	assert_int_equal(turn_alloc_chan_bind(a, 0x4001, &peer, 100, 600, 300), TURN_CHAN_OK);
+	return a;
+}
+
+static void test_layout(void **state)
+{
+	struct turn_table t;
+	struct turn_alloc *a = setup(&t);
+	struct stun_addr bound = v4(10, 1, 2, 3, 50000);
+	struct ts_ebpf_key k;
+	struct ts_ebpf_val v;
+
+	assert_int_equal(sizeof(struct ts_ebpf_key), 12);
+	assert_int_equal(sizeof(struct ts_ebpf_val), 32);
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, 0, &k, &v), 0);
+	/* network order, as on the wire: the bound address, not a->relay */
+	assert_int_equal(k.relay_ip, htonl(0x0a010203));
+	assert_int_equal(k.relay_port, htons(50000));
+	assert_int_equal(k.peer_ip, htonl(0xc0000209));
+	assert_int_equal(k.peer_port, htons(7000));
+	assert_int_equal(v.client_ip, htonl(0xc6336407));
+	assert_int_equal(v.client_port, htons(40000));
+	assert_int_equal(v.listen_ip, htonl(0xcb007101));
+	assert_int_equal(v.listen_port, htons(3478));
+	assert_int_equal(v.channel, 0x4001);
+	/* worker_now seconds -> CLOCK_MONOTONIC ns: live while now < expires */
+	assert_true(v.chan_expires_ns == 700 * EBPF_NS_PER_S);
+	assert_true(v.perm_expires_ns == 400 * EBPF_NS_PER_S);
+	turn_table_destroy(&t, NULL);
+}
+
+/* A refresh (CreatePermission or ChannelBind again) moves the times on. */
+static void test_refresh(void **state)
+{
+	struct turn_table t;
+	struct turn_alloc *a = setup(&t);
+	struct stun_addr peer = v4(192, 0, 2, 9, 1), bound = v4(10, 1, 2, 3, 50000);
+	struct ts_ebpf_key k;
+	struct ts_ebpf_val v;
+
+	assert_int_equal(turn_alloc_perm_add(a, &peer, 250, 300), 0); /* same IP, other port */
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 250, 0, &k, &v), 0);
+	assert_true(v.perm_expires_ns == 550 * EBPF_NS_PER_S);
+	assert_true(v.chan_expires_ns == 700 * EBPF_NS_PER_S);
+	turn_table_destroy(&t, NULL);
+}
+
+/* Lapsed permission or channel, TCP, IPv6, max-bps: no entry at all. */
+static void test_refused(void **state)
+{
+	static const uint8_t ip6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	struct turn_table t;
+	struct turn_alloc *a = setup(&t);
+	struct stun_addr bound = v4(10, 1, 2, 3, 50000), b6;
+	struct ts_ebpf_key k;
+	struct ts_ebpf_val v;
+
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 399, 0, &k, &v), 0);
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 400, 0, &k, &v), -1); /* permission gone */
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, 1000, &k, &v), -1); /* max-bps */
+	memset(&b6, 0, sizeof(b6));
+	b6.family = STUN_AF_IPV6;
+	memcpy(b6.ip, ip6, 16);
+	assert_int_equal(ebpf_entry_make(a, &b6, &a->chans[0], 100, 0, &k, &v), -1);
+	a->transport = TURN_TRANSPORT_TCP;
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, 0, &k, &v), -1);
+	a->transport = TURN_TRANSPORT_UDP;
+	a->chans[0].expires = 100; /* channel past its lifetime */
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, 0, &k, &v), -1);
+	a->nperms = 0;
+	assert_true(ebpf_entry_perm_expiry_ns(a, &a->chans[0]) == 0);
+	turn_table_destroy(&t, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_layout),
+		cmocka_unit_test(test_refresh),
+		cmocka_unit_test(test_refused),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
