@@ -327,6 +327,7 @@ static void handle_allocate(struct req *r)
 	if (add != NULL)
 		add_err = allocate_second(r, a);
 	a->expires = worker_now() + lifetime;
+	worker_alloc_arm(w, a);
 	memcpy(a->username, r->username, sizeof(a->username));
 	memcpy(a->key, r->key, sizeof(a->key));
 	a->keylen = (uint8_t)r->keylen;
@@ -386,6 +387,7 @@ static void handle_refresh(struct req *r)
 		return;
 	}
 	r->alloc->expires = worker_now() + lifetime;
+	worker_alloc_arm(r->w, r->alloc);
 	if (n > 0)
 		turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "stun/stun_msg.h"
+#include "turn/turn_timer.h"
 
 #define TURN_MAX_PERMS 64     /* per allocation; more → 508 */
 #define TURN_MAX_CHANNELS 64  /* per allocation; more → 508 */
@@ -49,13 +50,22 @@ struct turn_alloc {
 	uint16_t last_resp_len;
 	uint8_t *last_resp;          /* malloc'd, owned */
 
-	uint8_t nperms, nchans;
+	/* Permissions and channels (issue 14): malloc'd arrays, NULL while
+	 * empty, doubled from 2 up to the cap as needed (most allocations hold
+	 * 1-4), freed again when turn_alloc_expire leaves one empty. Entries
+	 * may be dead (expired): every lookup checks now, and turn_alloc_expire
+	 * compacts them. */
+	uint8_t nperms, nchans;      /* entries in use */
+	uint8_t perms_size, chans_size; /* entries allocated */
 	uint8_t max_perms, max_chans; /* caps (max-permissions, max-channels); 0: TURN_MAX_* */
-	struct turn_perm perms[TURN_MAX_PERMS];
-	struct turn_chan chans[TURN_MAX_CHANNELS];
+	struct turn_perm *perms;
+	struct turn_chan *chans;
 
 	void *io;                    /* the owner's per-allocation I/O state */
 	struct turn_alloc *hnext;    /* table hash chain */
+	uint32_t hash;               /* of the 5-tuple (table buckets) */
+	struct turn_timer timer;     /* the owner's expiry timer (turn_timer.h); cancelled by
+					turn_table_remove */
 
 	/* Live metrics and /sessions (issue 11): written by the owning worker
 	 * only; other threads see them through a snapshot message. */
@@ -102,8 +112,14 @@ const struct turn_chan *turn_alloc_chan_by_number(const struct turn_alloc *a, ui
 const struct turn_chan *turn_alloc_chan_by_peer(const struct turn_alloc *a, const struct stun_addr *peer,
 						uint64_t now);
 
-/* Drops expired permissions and channels past their quarantine. */
+/* Drops expired permissions and channels past their quarantine, and frees
+ * an array left empty. */
 void turn_alloc_expire(struct turn_alloc *a, uint64_t now);
+
+/* Earliest second (after now) at which a needs attention: its expiry, or
+ * the moment a permission/channel dies or a channel leaves quarantine, so
+ * that turn_alloc_expire can compact it. */
+uint64_t turn_alloc_next_deadline(const struct turn_alloc *a, uint64_t now);
 
 /* Stores a copy of the response to request tid for retransmissions.
  * Returns 0 or -1 on out of memory (then nothing is cached). */
@@ -111,10 +127,21 @@ int turn_alloc_cache_response(struct turn_alloc *a, const uint8_t tid[STUN_TID_L
 
 /* ---- per-worker table keyed by 5-tuple --------------------------------- */
 
+/* Growth is incremental (issue 14): when the table holds as many
+ * allocations as buckets, a bucket array twice the size is allocated and the
+ * old one's buckets move over a few at a time (TURN_TABLE_MOVE per
+ * turn_table_add, more per turn_table_step), so no single Allocate pays for
+ * a full rehash. While a move is under way, lookups check the old array for
+ * buckets not yet moved. */
+#define TURN_TABLE_MOVE 4   /* old buckets moved per turn_table_add */
+
 struct turn_table {
 	size_t nbuckets;             /* power of two */
 	size_t count;
 	struct turn_alloc **buckets;
+	struct turn_alloc **old;     /* array being emptied into buckets, or NULL */
+	size_t nold;                 /* its size (nbuckets / 2) */
+	size_t moved;                /* old[0 .. moved-1] are empty (already moved) */
 };
 
 /* Creates an empty table with nbuckets (rounded up to a power of two); it
@@ -134,7 +161,13 @@ struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *
 /* Unlinks and frees a (its cached response too); the caller has released a->io. */
 void turn_table_remove(struct turn_table *t, struct turn_alloc *a);
 
-/* Calls fn on every allocation; fn may remove the one it is given. */
+/* Moves up to n buckets of a move under way (call now and then, e.g. each
+ * second, so a move finishes even without Allocates). Never while a
+ * turn_table_foreach runs. */
+void turn_table_step(struct turn_table *t, size_t n);
+
+/* Calls fn on every allocation; fn may remove the one it is given (but not
+ * add any). */
 void turn_table_foreach(struct turn_table *t, void (*fn)(struct turn_alloc *, void *), void *arg);
 
 #endif
