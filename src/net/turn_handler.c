@@ -304,9 +304,12 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, rc);
 		return;
 	}
-	if ((a = turn_table_add(&w->allocs, r->client, r->local, transport_of(r->o))) == NULL) {
+	if ((a = turn_table_add(&w->allocs, r->client, r->local, transport_of(r->o))) == NULL ||
+	    turn_alloc_set_user(a, r->username, r->key, (size_t)r->keylen) < 0) {
 		if (rq.quota_held)
 			limits_alloc_release(srv, r->username);
+		if (a != NULL)
+			turn_table_remove(&w->allocs, a);
 		turn_req_error(r, 508);
 		return;
 	}
@@ -328,9 +331,6 @@ static void handle_allocate(struct req *r)
 		add_err = allocate_second(r, a);
 	a->expires = worker_now() + lifetime;
 	worker_alloc_arm(w, a);
-	memcpy(a->username, r->username, sizeof(a->username));
-	memcpy(a->key, r->key, sizeof(a->key));
-	a->keylen = (uint8_t)r->keylen;
 
 	turn_req_count(r, 200);
 	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);

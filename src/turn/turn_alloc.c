@@ -30,7 +30,7 @@ static size_t chan_cap(const struct turn_alloc *a)
 }
 
 /* Makes room for one more entry in *arr (n used, *size allocated, elem
- * bytes each): doubles from 2 up to cap. Returns 0, or -1 when at cap or
+ * bytes each): 1, then doubling up to cap. Returns 0, or -1 when at cap or
  * out of memory (both 508 to the client). */
 static int grow(void **arr, size_t n, uint8_t *size, size_t cap, size_t elem)
 {
@@ -41,7 +41,7 @@ static int grow(void **arr, size_t n, uint8_t *size, size_t cap, size_t elem)
 		return 0;
 	if (n >= cap)
 		return -1;
-	ns = *size == 0 ? 2 : (size_t)*size * 2;
+	ns = *size == 0 ? 1 : (size_t)*size * 2;
 	if (ns > cap)
 		ns = cap;
 	if ((p = realloc(*arr, ns * elem)) == NULL)
@@ -207,9 +207,30 @@ uint64_t turn_alloc_next_deadline(const struct turn_alloc *a, uint64_t now)
 	return d;
 }
 
+static const char no_user[] = "";
+
+int turn_alloc_set_user(struct turn_alloc *a, const char *username, const uint8_t *key, size_t keylen)
+{
+	size_t n = strnlen(username, TURN_USERNAME_MAX);
+	char *u;
+
+	if (keylen > sizeof(a->key) || (u = malloc(n + 1)) == NULL)
+		return -1;
+	memcpy(u, username, n);
+	u[n] = '\0';
+	if (a->username != no_user)
+		free((char *)a->username);
+	a->username = u;
+	memcpy(a->key, key, keylen);
+	a->keylen = (uint8_t)keylen;
+	return 0;
+}
+
 static void alloc_free(struct turn_alloc *a)
 {
 	turn_timer_cancel(&a->timer); /* the owner's wheel may outlive a */
+	if (a->username != no_user)
+		free((char *)a->username);
 	free(a->perms);
 	free(a->chans);
 	free(a->last_resp);
@@ -366,6 +387,7 @@ struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *
 	if (t->count >= t->nbuckets)
 		table_grow(t);
 	turn_table_step(t, TURN_TABLE_MOVE);
+	a->username = no_user;
 	a->client = *client;
 	a->server = *server;
 	a->transport = transport;

@@ -41,7 +41,9 @@ struct turn_alloc {
 	struct stun_addr relay2;     /* dual allocation (RFC 8656 §7.2): the relayed address of
 					the other family; family 0 when there is none */
 	uint64_t expires;
-	char username[TURN_USERNAME_MAX + 1];
+	const char *username;        /* NUL-terminated, at most TURN_USERNAME_MAX bytes: "" until
+					turn_alloc_set_user, then malloc'd and owned (issue 14: most
+					names are short, so not an inline 129-byte array) */
 	uint8_t key[32];             /* long-term key of username */
 	uint8_t keylen;
 	/* Last request and its answer, so a retransmission (same transaction ID)
@@ -51,7 +53,7 @@ struct turn_alloc {
 	uint8_t *last_resp;          /* malloc'd, owned */
 
 	/* Permissions and channels (issue 14): malloc'd arrays, NULL while
-	 * empty, doubled from 2 up to the cap as needed (most allocations hold
+	 * empty, 1 entry, then doubled up to the cap as needed (most allocations hold
 	 * 1-4), freed again when turn_alloc_expire leaves one empty. Entries
 	 * may be dead (expired): every lookup checks now, and turn_alloc_expire
 	 * compacts them. */
@@ -120,6 +122,11 @@ void turn_alloc_expire(struct turn_alloc *a, uint64_t now);
  * the moment a permission/channel dies or a channel leaves quarantine, so
  * that turn_alloc_expire can compact it. */
 uint64_t turn_alloc_next_deadline(const struct turn_alloc *a, uint64_t now);
+
+/* Sets a's username (copied; truncated to TURN_USERNAME_MAX bytes) and
+ * long-term key (keylen bytes, at most 32). Returns 0, or -1 on out of
+ * memory (a unchanged; the Allocate gets 508). */
+int turn_alloc_set_user(struct turn_alloc *a, const char *username, const uint8_t *key, size_t keylen);
 
 /* Stores a copy of the response to request tid for retransmissions.
  * Returns 0 or -1 on out of memory (then nothing is cached). */
