@@ -509,6 +509,7 @@ static void handle_channel_bind(struct req *r)
 	switch (turn_alloc_chan_bind(r->alloc, number, &peer, worker_now(), (uint32_t)cfg->channel_lifetime,
 				     (uint32_t)cfg->permission_lifetime)) {
 	case TURN_CHAN_OK:
+		worker_alloc_arm(r->w, r->alloc); /* the binding's end may now come first */
 		send_success(r);
 		break;
 	case TURN_CHAN_CONFLICT:
