@@ -109,7 +109,9 @@ int turn_alloc_perm_ok(const struct turn_alloc *a, const struct stun_addr *peer,
 int turn_alloc_chan_bind(struct turn_alloc *a, uint16_t number, const struct stun_addr *peer, uint64_t now,
 			 uint32_t lifetime, uint32_t perm_lifetime);
 
-/* Live binding for a channel number / a peer transport address, or NULL. */
+/* Live binding for a channel number / a peer transport address, or NULL.
+ * The pointer is valid until the next call that may change a (perm_add,
+ * perm_fits, chan_bind, expire: the array may move or be freed). */
 const struct turn_chan *turn_alloc_chan_by_number(const struct turn_alloc *a, uint16_t number, uint64_t now);
 const struct turn_chan *turn_alloc_chan_by_peer(const struct turn_alloc *a, const struct stun_addr *peer,
 						uint64_t now);
