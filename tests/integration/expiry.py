@@ -49,7 +49,9 @@ def t_mixed_expiry():
     check(hard >= need, "RLIMIT_NOFILE hard limit %d < %d" % (hard, need))
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
-    srv = ah.admin_server(range_len=N + 100,
+    # Relay ports: room for N and for the ephemeral ports of the N client
+    # sockets (and other tests') that land inside the range.
+    srv = ah.admin_server(range_len=3 * N,
                           extra=["--default-allocate-lifetime=3", "--max-allocate-lifetime=60",
                                  "--allocate-rate-per-ip=0", "--unauthorized-rate-per-ip=0"])
     servers.append(srv)
