@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,7 +79,7 @@ static void fill_one(struct turn_alloc *a, void *arg)
 		f->cap = cap;
 	}
 	s = &f->v[f->n++];
-	memcpy(s->user, a->username, sizeof(s->user));
+	snprintf(s->user, sizeof(s->user), "%s", a->username);
 	s->client = a->client;
 	s->relay = a->relay;
 	s->transport = a->stats_transport;

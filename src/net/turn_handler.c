@@ -367,9 +367,12 @@ static void handle_allocate(struct req *r)
 		turn_req_error(r, rc);
 		return;
 	}
-	if ((a = turn_table_add(&w->allocs, r->client, r->local, transport_of(r->o))) == NULL) {
+	if ((a = turn_table_add(&w->allocs, r->client, r->local, transport_of(r->o))) == NULL ||
+	    turn_alloc_set_user(a, r->username, r->key, (size_t)r->keylen) < 0) {
 		if (rq.quota_held)
 			limits_alloc_release(srv, r->username);
+		if (a != NULL)
+			turn_table_remove(&w->allocs, a);
 		turn_req_error(r, 508);
 		return;
 	}
@@ -390,9 +393,7 @@ static void handle_allocate(struct req *r)
 	if (add != NULL)
 		add_err = allocate_second(r, a);
 	a->expires = worker_now() + lifetime;
-	memcpy(a->username, r->username, sizeof(a->username));
-	memcpy(a->key, r->key, sizeof(a->key));
-	a->keylen = (uint8_t)r->keylen;
+	worker_alloc_arm(w, a);
 
 	turn_req_count(r, 200);
 	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
@@ -453,6 +454,7 @@ static void handle_refresh(struct req *r)
 		return;
 	}
 	r->alloc->expires = worker_now() + lifetime;
+	worker_alloc_arm(r->w, r->alloc);
 	if (n > 0)
 		turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
 	statsdb_report(r, r->alloc, 1, lifetime);
@@ -579,6 +581,7 @@ static void handle_channel_bind(struct req *r)
 	case TURN_CHAN_OK:
 		ebpf_channel_update(r->w, r->alloc,
 				    (struct turn_chan *)turn_alloc_chan_by_number(r->alloc, number, worker_now()));
+		worker_alloc_arm(r->w, r->alloc); /* the binding's end may now come first */
 		send_success(r);
 		break;
 	case TURN_CHAN_CONFLICT:

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,22 +590,35 @@ void worker_alloc_free(struct worker *w, struct turn_alloc *a)
 	log_debug("worker %d: allocation of %s (user %s) freed", w->id, netaddr_str(&a->client, cs),
 		  LOG_ESC(a->username));
 	relay_release(a);
-	turn_table_remove(&w->allocs, a);
+	turn_table_remove(&w->allocs, a); /* cancels a->timer */
 }
 
 /* ---- timers and lifecycle ---------------------------------------------- */
 
-static void tick_one(struct turn_alloc *a, void *arg)
+void worker_alloc_arm(struct worker *w, struct turn_alloc *a)
 {
+	turn_timer_arm(w->wheel, &a->timer, turn_alloc_next_deadline(a, worker_now()));
+}
+
+/* An allocation's timer: its end, or dead permissions/channels to drop. */
+static void alloc_timer(struct turn_timer *t, void *arg)
+{
+	struct turn_alloc *a = (struct turn_alloc *)((char *)t - offsetof(struct turn_alloc, timer));
 	struct worker *w = arg;
 	uint64_t now = worker_now();
 
 	if (now >= a->expires) {
 		worker_alloc_free(w, a);
-	} else {
-		ebpf_alloc_tick(w, a, now); /* counters; lapsed channels out of the map */
-		turn_alloc_expire(a, now);
+		return;
 	}
+	ebpf_alloc_tick(w, a, now); /* lapsed channels and permissions out of the map */
+	turn_alloc_expire(a, now);
+	worker_alloc_arm(w, a);
+}
+
+static void ebpf_tick_one(struct turn_alloc *a, void *arg)
+{
+	ebpf_alloc_tick(arg, a, worker_now());
 }
 
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
@@ -612,7 +626,13 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 
 	log_roll(w, worker_now());
-	turn_table_foreach(&w->allocs, tick_one, w);
+	/* O(what is due), not a walk of every allocation (issue 14). */
+	turn_wheel_advance(w->wheel, worker_now(), alloc_timer, w);
+	/* ebpf-offload: the program's counters reach the statistics once a
+	 * second, so its allocations are walked then (only with offload on). */
+	if (ebpf_offload_on())
+		turn_table_foreach(&w->allocs, ebpf_tick_one, w);
+	turn_table_step(&w->allocs, 256);
 	tcp_relay_tick(w);
 	STAT_INC(w->stats.loop_ticks); /* /healthz: this loop is turning */
 	/* The load figure: the kernel's count of this thread's CPU time, read
@@ -701,8 +721,10 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 	event_config_free(ec);
 	if (w->base == NULL || (w->rx = malloc((size_t)WORKER_BATCH * WORKER_SLOT)) == NULL ||
 	    (w->rxb[0] = malloc(sizeof(struct rxbatch))) == NULL ||
-	    (w->rxb[1] = malloc(sizeof(struct rxbatch))) == NULL || turn_table_init(&w->allocs, 1024) < 0)
+	    (w->rxb[1] = malloc(sizeof(struct rxbatch))) == NULL || turn_table_init(&w->allocs, 1024) < 0 ||
+	    (w->wheel = malloc(sizeof(*w->wheel))) == NULL)
 		goto oom;
+	turn_wheel_init(w->wheel, worker_now());
 	/* Both batches use the same slots: a worker reads one socket at a time. */
 	rxbatch_prepare(w->rxb[0], w->rx, 0);
 	rxbatch_prepare(w->rxb[1], w->rx, 1);
@@ -791,6 +813,8 @@ void worker_free(struct worker *w)
 		auth_redis_free(w->redis);
 	if (w->allocs.buckets != NULL)
 		turn_table_destroy(&w->allocs, relay_release);
+	free(w->wheel);
+	w->wheel = NULL;
 	tcp_relay_worker_free(w);
 	statsdb_free(w->statsdb);
 	w->statsdb = NULL;

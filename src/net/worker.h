@@ -129,6 +129,7 @@ struct worker {
 	size_t ntcp, ntls;
 	SSL_CTX *tls_ctx;          /* this worker's reference to the current context */
 	struct turn_table allocs;
+	struct turn_wheel *wheel;  /* expiry timers of allocs (turn_timer.h, issue 14) */
 	struct event *tick_ev, *wake_ev;
 	int wake_fd;
 	pthread_mutex_t mq_lock;   /* guards mq */
@@ -232,6 +233,11 @@ int worker_relay_close_family(struct turn_alloc *a, uint8_t family);
 /* Sends len bytes from a's relayed address of peer's family to peer.
  * Returns 0 or -1. */
 int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const void *buf, size_t len);
+
+/* (Re-)arms a's timer for its next deadline (turn_alloc_next_deadline):
+ * call after setting or changing a->expires. Freeing at expiry and dropping
+ * dead permissions and channels then cost O(1) each, when due. */
+void worker_alloc_arm(struct worker *w, struct turn_alloc *a);
 
 /* Closes a's relay socket, removes a from the table and frees it. */
 void worker_alloc_free(struct worker *w, struct turn_alloc *a);

@@ -29,6 +29,28 @@ static size_t chan_cap(const struct turn_alloc *a)
 	return a->max_chans != 0 && a->max_chans < TURN_MAX_CHANNELS ? a->max_chans : TURN_MAX_CHANNELS;
 }
 
+/* Makes room for one more entry in *arr (n used, *size allocated, elem
+ * bytes each): 1, then doubling up to cap. Returns 0, or -1 when at cap or
+ * out of memory (both 508 to the client). */
+static int grow(void **arr, size_t n, uint8_t *size, size_t cap, size_t elem)
+{
+	size_t ns;
+	void *p;
+
+	if (n < *size)
+		return 0;
+	if (n >= cap)
+		return -1;
+	ns = *size == 0 ? 1 : (size_t)*size * 2;
+	if (ns > cap)
+		ns = cap;
+	if ((p = realloc(*arr, ns * elem)) == NULL)
+		return -1;
+	*arr = p;
+	*size = (uint8_t)ns;
+	return 0;
+}
+
 int turn_alloc_perm_add(struct turn_alloc *a, const struct stun_addr *peer, uint64_t now, uint32_t lifetime)
 {
 	struct turn_perm *p;
@@ -42,7 +64,8 @@ int turn_alloc_perm_add(struct turn_alloc *a, const struct stun_addr *peer, uint
 		}
 	}
 	turn_alloc_expire(a, now);
-	if (a->nperms >= perm_cap(a))
+	if (a->nperms >= perm_cap(a) ||
+	    grow((void **)&a->perms, a->nperms, &a->perms_size, perm_cap(a), sizeof(*a->perms)) < 0)
 		return -1;
 	p = &a->perms[a->nperms++];
 	memset(p, 0, sizeof(*p));
@@ -106,6 +129,9 @@ int turn_alloc_chan_bind(struct turn_alloc *a, uint16_t number, const struct stu
 		return TURN_CHAN_FULL;
 	if (turn_alloc_perm_add(a, peer, now, perm_lifetime) < 0)
 		return TURN_CHAN_PERMS_FULL;
+	/* Grown after perm_add, whose turn_alloc_expire may free an empty array. */
+	if (grow((void **)&a->chans, a->nchans, &a->chans_size, chan_cap(a), sizeof(*a->chans)) < 0)
+		return TURN_CHAN_FULL; /* out of memory: 508 as well */
 	c = &a->chans[a->nchans++];
 	memset(c, 0, sizeof(*c));
 	c->number = number;
@@ -152,6 +178,64 @@ void turn_alloc_expire(struct turn_alloc *a, uint64_t now)
 		if (now < a->chans[i].expires + TURN_CHANNEL_QUARANTINE)
 			a->chans[j++] = a->chans[i];
 	a->nchans = (uint8_t)j;
+	/* Shrink to nothing only: an allocation that used some and lost all
+	 * returns to the size of one that never had any. */
+	if (a->nperms == 0 && a->perms != NULL) {
+		free(a->perms);
+		a->perms = NULL;
+		a->perms_size = 0;
+	}
+	if (a->nchans == 0 && a->chans != NULL) {
+		free(a->chans);
+		a->chans = NULL;
+		a->chans_size = 0;
+	}
+}
+
+uint64_t turn_alloc_next_deadline(const struct turn_alloc *a, uint64_t now)
+{
+	uint64_t d = a->expires, e;
+	size_t i;
+
+	for (i = 0; i < a->nperms; i++)
+		if (a->perms[i].expires > now && a->perms[i].expires < d)
+			d = a->perms[i].expires;
+	for (i = 0; i < a->nchans; i++) {
+		e = a->chans[i].expires > now ? a->chans[i].expires : a->chans[i].expires + TURN_CHANNEL_QUARANTINE;
+		if (e > now && e < d)
+			d = e;
+	}
+	return d;
+}
+
+static const char no_user[] = "";
+
+int turn_alloc_set_user(struct turn_alloc *a, const char *username, const uint8_t *key, size_t keylen)
+{
+	size_t n = strnlen(username, TURN_USERNAME_MAX);
+	char *u;
+
+	if (keylen > sizeof(a->key) || (u = malloc(n + 1)) == NULL)
+		return -1;
+	memcpy(u, username, n);
+	u[n] = '\0';
+	if (a->username != no_user)
+		free((char *)a->username);
+	a->username = u;
+	memcpy(a->key, key, keylen);
+	a->keylen = (uint8_t)keylen;
+	return 0;
+}
+
+static void alloc_free(struct turn_alloc *a)
+{
+	turn_timer_cancel(&a->timer); /* the owner's wheel may outlive a */
+	if (a->username != no_user)
+		free((char *)a->username);
+	free(a->perms);
+	free(a->chans);
+	free(a->last_resp);
+	free(a);
 }
 
 int turn_alloc_cache_response(struct turn_alloc *a, const uint8_t tid[STUN_TID_LEN], const uint8_t *resp, size_t len)
@@ -185,12 +269,23 @@ static uint64_t addr_hash(uint64_t h, const struct stun_addr *a)
 	return h;
 }
 
-static size_t bucket_of(const struct turn_table *t, const struct stun_addr *client, const struct stun_addr *server,
-			uint8_t transport)
+static uint32_t tuple_hash(const struct stun_addr *client, const struct stun_addr *server, uint8_t transport)
 {
 	uint64_t h = addr_hash(addr_hash((14695981039346656037ull ^ transport) * 1099511628211ull, client), server);
 
-	return (size_t)(h ^ (h >> 29)) & (t->nbuckets - 1);
+	return (uint32_t)(h ^ (h >> 29));
+}
+
+/* The chain a hash lives in: the old array's bucket while not yet moved. */
+static struct turn_alloc **chain_of(const struct turn_table *t, uint32_t h)
+{
+	if (t->old != NULL) {
+		size_t i = h & (t->nold - 1);
+
+		if (i >= t->moved)
+			return &t->old[i];
+	}
+	return &t->buckets[h & (t->nbuckets - 1)];
 }
 
 int turn_table_init(struct turn_table *t, size_t nbuckets)
@@ -199,94 +294,115 @@ int turn_table_init(struct turn_table *t, size_t nbuckets)
 
 	while (n < nbuckets)
 		n <<= 1;
+	memset(t, 0, sizeof(*t));
 	t->buckets = calloc(n, sizeof(*t->buckets));
 	if (t->buckets == NULL)
 		return -1;
 	t->nbuckets = n;
-	t->count = 0;
 	return 0;
+}
+
+static void free_chain(struct turn_alloc *a, void (*release)(struct turn_alloc *))
+{
+	struct turn_alloc *next;
+
+	for (; a != NULL; a = next) {
+		next = a->hnext;
+		if (release != NULL)
+			release(a);
+		alloc_free(a);
+	}
 }
 
 void turn_table_destroy(struct turn_table *t, void (*release)(struct turn_alloc *))
 {
 	size_t i;
 
-	for (i = 0; i < t->nbuckets; i++) {
-		struct turn_alloc *a = t->buckets[i], *next;
-
-		for (; a != NULL; a = next) {
-			next = a->hnext;
-			if (release != NULL)
-				release(a);
-			free(a->last_resp);
-			free(a);
-		}
-	}
+	for (i = 0; i < t->nbuckets; i++)
+		free_chain(t->buckets[i], release);
+	for (i = t->moved; t->old != NULL && i < t->nold; i++)
+		free_chain(t->old[i], release);
 	free(t->buckets);
-	t->buckets = NULL;
-	t->nbuckets = t->count = 0;
+	free(t->old);
+	memset(t, 0, sizeof(*t));
 }
 
 struct turn_alloc *turn_table_find(const struct turn_table *t, const struct stun_addr *client,
 				   const struct stun_addr *server, uint8_t transport)
 {
-	struct turn_alloc *a = t->buckets[bucket_of(t, client, server, transport)];
+	uint32_t h = tuple_hash(client, server, transport);
+	struct turn_alloc *a = *chain_of(t, h);
 
 	for (; a != NULL; a = a->hnext)
-		if (a->transport == transport && turn_addr_equal(&a->client, client) &&
+		if (a->hash == h && a->transport == transport && turn_addr_equal(&a->client, client) &&
 		    turn_addr_equal(&a->server, server))
 			return a;
 	return NULL;
 }
 
-/* Doubles the bucket array; on out of memory the table just stays as it is. */
-static void table_grow(struct turn_table *t)
+void turn_table_step(struct turn_table *t, size_t n)
 {
-	size_t n = t->nbuckets * 2, i, b;
-	struct turn_alloc **nb = calloc(n, sizeof(*nb)), *a, *next;
-	struct turn_table nt;
+	struct turn_alloc *a, *next, **b;
 
-	if (nb == NULL)
-		return;
-	nt.nbuckets = n;
-	nt.buckets = nb;
-	for (i = 0; i < t->nbuckets; i++) {
-		for (a = t->buckets[i]; a != NULL; a = next) {
+	for (; t->old != NULL && n > 0; n--) {
+		for (a = t->old[t->moved]; a != NULL; a = next) {
 			next = a->hnext;
-			b = bucket_of(&nt, &a->client, &a->server, a->transport);
-			a->hnext = nb[b];
-			nb[b] = a;
+			b = &t->buckets[a->hash & (t->nbuckets - 1)];
+			a->hnext = *b;
+			*b = a;
+		}
+		t->old[t->moved] = NULL;
+		if (++t->moved == t->nold) {
+			free(t->old);
+			t->old = NULL;
+			t->nold = t->moved = 0;
 		}
 	}
-	free(t->buckets);
+}
+
+/* Starts a move to a bucket array twice the size; on out of memory the
+ * table just stays as it is (chains grow longer). */
+static void table_grow(struct turn_table *t)
+{
+	struct turn_alloc **nb;
+
+	if (t->old != NULL || (nb = calloc(t->nbuckets * 2, sizeof(*nb))) == NULL)
+		return;
+	t->old = t->buckets;
+	t->nold = t->nbuckets;
+	t->moved = 0;
 	t->buckets = nb;
-	t->nbuckets = n;
+	t->nbuckets *= 2;
 }
 
 struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *client,
 				  const struct stun_addr *server, uint8_t transport)
 {
-	struct turn_alloc *a = calloc(1, sizeof(*a));
-	size_t b;
+	struct turn_alloc *a = calloc(1, sizeof(*a)), **b;
 
 	if (a == NULL)
 		return NULL;
-	/* Keep chains short (about one entry) as allocations pile up. */
+	/* Keep chains short (about one entry) as allocations pile up; the
+	 * move finishes before the new array fills (nold / TURN_TABLE_MOVE
+	 * adds at most, nold needed). */
 	if (t->count >= t->nbuckets)
 		table_grow(t);
+	turn_table_step(t, TURN_TABLE_MOVE);
+	a->username = no_user;
 	a->client = *client;
 	a->server = *server;
 	a->transport = transport;
-	b = bucket_of(t, client, server, transport);
-	a->hnext = t->buckets[b];
-	t->buckets[b] = a;
+	a->hash = tuple_hash(client, server, transport);
+	b = chain_of(t, a->hash);
+	a->hnext = *b;
+	*b = a;
 	t->count++;
 	return a;
 }
 
 void turn_table_remove(struct turn_table *t, struct turn_alloc *a)
 {
-	struct turn_alloc **pp = &t->buckets[bucket_of(t, &a->client, &a->server, a->transport)];
+	struct turn_alloc **pp = chain_of(t, a->hash);
 
 	for (; *pp != NULL; pp = &(*pp)->hnext) {
 		if (*pp == a) {
@@ -295,20 +411,26 @@ void turn_table_remove(struct turn_table *t, struct turn_alloc *a)
 			break;
 		}
 	}
-	free(a->last_resp);
-	free(a);
+	alloc_free(a);
+}
+
+static void foreach_chain(struct turn_alloc *a, void (*fn)(struct turn_alloc *, void *), void *arg)
+{
+	struct turn_alloc *next;
+
+	for (; a != NULL; a = next) {
+		next = a->hnext;
+		fn(a, arg);
+	}
 }
 
 void turn_table_foreach(struct turn_table *t, void (*fn)(struct turn_alloc *, void *), void *arg)
 {
-	size_t i;
+	size_t i, nold = t->nold;
+	struct turn_alloc **old = t->old;
 
-	for (i = 0; i < t->nbuckets; i++) {
-		struct turn_alloc *a = t->buckets[i], *next;
-
-		for (; a != NULL; a = next) {
-			next = a->hnext;
-			fn(a, arg);
-		}
-	}
+	for (i = t->moved; old != NULL && i < nold; i++)
+		foreach_chain(old[i], fn, arg);
+	for (i = 0; i < t->nbuckets; i++)
+		foreach_chain(t->buckets[i], fn, arg);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "stun/stun_msg.h"
+#include "turn/turn_timer.h"
 
 #define TURN_MAX_PERMS 64     /* per allocation; more → 508 */
 #define TURN_MAX_CHANNELS 64  /* per allocation; more → 508 */
@@ -44,7 +45,9 @@ struct turn_alloc {
 	struct stun_addr relay2;     /* dual allocation (RFC 8656 §7.2): the relayed address of
 					the other family; family 0 when there is none */
 	uint64_t expires;
-	char username[TURN_USERNAME_MAX + 1];
+	const char *username;        /* NUL-terminated, at most TURN_USERNAME_MAX bytes: "" until
+					turn_alloc_set_user, then malloc'd and owned (issue 14: most
+					names are short, so not an inline 129-byte array) */
 	uint8_t key[32];             /* long-term key of username */
 	uint8_t keylen;
 	/* Last request and its answer, so a retransmission (same transaction ID)
@@ -53,13 +56,22 @@ struct turn_alloc {
 	uint16_t last_resp_len;
 	uint8_t *last_resp;          /* malloc'd, owned */
 
-	uint8_t nperms, nchans;
+	/* Permissions and channels (issue 14): malloc'd arrays, NULL while
+	 * empty, 1 entry, then doubled up to the cap as needed (most allocations hold
+	 * 1-4), freed again when turn_alloc_expire leaves one empty. Entries
+	 * may be dead (expired): every lookup checks now, and turn_alloc_expire
+	 * compacts them. */
+	uint8_t nperms, nchans;      /* entries in use */
+	uint8_t perms_size, chans_size; /* entries allocated */
 	uint8_t max_perms, max_chans; /* caps (max-permissions, max-channels); 0: TURN_MAX_* */
-	struct turn_perm perms[TURN_MAX_PERMS];
-	struct turn_chan chans[TURN_MAX_CHANNELS];
+	struct turn_perm *perms;
+	struct turn_chan *chans;
 
 	void *io;                    /* the owner's per-allocation I/O state */
 	struct turn_alloc *hnext;    /* table hash chain */
+	uint32_t hash;               /* of the 5-tuple (table buckets) */
+	struct turn_timer timer;     /* the owner's expiry timer (turn_timer.h); cancelled by
+					turn_table_remove */
 
 	/* Live metrics and /sessions (issue 11): written by the owning worker
 	 * only; other threads see them through a snapshot message. */
@@ -101,13 +113,26 @@ int turn_alloc_perm_ok(const struct turn_alloc *a, const struct stun_addr *peer,
 int turn_alloc_chan_bind(struct turn_alloc *a, uint16_t number, const struct stun_addr *peer, uint64_t now,
 			 uint32_t lifetime, uint32_t perm_lifetime);
 
-/* Live binding for a channel number / a peer transport address, or NULL. */
+/* Live binding for a channel number / a peer transport address, or NULL.
+ * The pointer is valid until the next call that may change a (perm_add,
+ * perm_fits, chan_bind, expire: the array may move or be freed). */
 const struct turn_chan *turn_alloc_chan_by_number(const struct turn_alloc *a, uint16_t number, uint64_t now);
 const struct turn_chan *turn_alloc_chan_by_peer(const struct turn_alloc *a, const struct stun_addr *peer,
 						uint64_t now);
 
-/* Drops expired permissions and channels past their quarantine. */
+/* Drops expired permissions and channels past their quarantine, and frees
+ * an array left empty. */
 void turn_alloc_expire(struct turn_alloc *a, uint64_t now);
+
+/* Earliest second (after now) at which a needs attention: its expiry, or
+ * the moment a permission/channel dies or a channel leaves quarantine, so
+ * that turn_alloc_expire can compact it. */
+uint64_t turn_alloc_next_deadline(const struct turn_alloc *a, uint64_t now);
+
+/* Sets a's username (copied; truncated to TURN_USERNAME_MAX bytes) and
+ * long-term key (keylen bytes, at most 32). Returns 0, or -1 on out of
+ * memory (a unchanged; the Allocate gets 508). */
+int turn_alloc_set_user(struct turn_alloc *a, const char *username, const uint8_t *key, size_t keylen);
 
 /* Stores a copy of the response to request tid for retransmissions.
  * Returns 0 or -1 on out of memory (then nothing is cached). */
@@ -115,10 +140,21 @@ int turn_alloc_cache_response(struct turn_alloc *a, const uint8_t tid[STUN_TID_L
 
 /* ---- per-worker table keyed by 5-tuple --------------------------------- */
 
+/* Growth is incremental (issue 14): when the table holds as many
+ * allocations as buckets, a bucket array twice the size is allocated and the
+ * old one's buckets move over a few at a time (TURN_TABLE_MOVE per
+ * turn_table_add, more per turn_table_step), so no single Allocate pays for
+ * a full rehash. While a move is under way, lookups check the old array for
+ * buckets not yet moved. */
+#define TURN_TABLE_MOVE 4   /* old buckets moved per turn_table_add */
+
 struct turn_table {
 	size_t nbuckets;             /* power of two */
 	size_t count;
 	struct turn_alloc **buckets;
+	struct turn_alloc **old;     /* array being emptied into buckets, or NULL */
+	size_t nold;                 /* its size (nbuckets / 2) */
+	size_t moved;                /* old[0 .. moved-1] are empty (already moved) */
 };
 
 /* Creates an empty table with nbuckets (rounded up to a power of two); it
@@ -138,7 +174,13 @@ struct turn_alloc *turn_table_add(struct turn_table *t, const struct stun_addr *
 /* Unlinks and frees a (its cached response too); the caller has released a->io. */
 void turn_table_remove(struct turn_table *t, struct turn_alloc *a);
 
-/* Calls fn on every allocation; fn may remove the one it is given. */
+/* Moves up to n buckets of a move under way (call now and then, e.g. each
+ * second, so a move finishes even without Allocates). Never while a
+ * turn_table_foreach runs. */
+void turn_table_step(struct turn_table *t, size_t n);
+
+/* Calls fn on every allocation; fn may remove the one it is given (but not
+ * add any). */
 void turn_table_foreach(struct turn_table *t, void (*fn)(struct turn_alloc *, void *), void *arg);
 
 #endif

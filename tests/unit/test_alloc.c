@@ -152,6 +152,13 @@ static void count_and_remove(struct turn_alloc *a, void *arg)
 		turn_table_remove(arg, a);
 }
 
+static void count_only(struct turn_alloc *a, void *arg)
+{
+	(void)a;
+	(void)arg;
+	visits++;
+}
+
 static void test_table(void **state)
 {
 	struct turn_table t;
@@ -188,6 +195,107 @@ static void test_table(void **state)
 	assert_non_null(turn_table_find(&t, &odd, &server, TURN_TRANSPORT_UDP));
 	turn_table_destroy(&t, NULL);
 	assert_null(t.buckets);
+}
+
+/* Growable arrays (issue 14): nothing until used, doubling up to the cap
+ * (64 by default: the 65th is refused, 508), freed again once empty. */
+static void test_growth(void **state)
+{
+	struct turn_alloc *a = calloc(1, sizeof(*a));
+	struct stun_addr p;
+	int i;
+
+	assert_null(a->perms);
+	assert_null(a->chans);
+	for (i = 0; i < TURN_MAX_PERMS; i++) {
+		p = v4(198, 51, 100, (uint8_t)i, 1);
+		assert_int_equal(turn_alloc_perm_add(a, &p, 0, 300), 0);
+		assert_true(a->perms_size >= a->nperms);
+	}
+	assert_int_equal(a->perms_size, TURN_MAX_PERMS);
+	p = v4(198, 51, 101, 1, 1);
+	assert_int_equal(turn_alloc_perm_add(a, &p, 0, 300), -1);
+	for (i = 0; i < TURN_MAX_PERMS; i++) {
+		p = v4(198, 51, 100, (uint8_t)i, 1);
+		assert_int_equal(turn_alloc_perm_ok(a, &p, 299), 1);
+	}
+	/* channels: 64 peers already permitted, 64 channels */
+	for (i = 0; i < TURN_MAX_CHANNELS; i++) {
+		p = v4(198, 51, 100, (uint8_t)i, 7);
+		assert_int_equal(turn_alloc_chan_bind(a, (uint16_t)(0x4000 + i), &p, 0, 600, 300), TURN_CHAN_OK);
+	}
+	p = v4(198, 51, 100, 0, 8);
+	assert_int_equal(turn_alloc_chan_bind(a, 0x5000, &p, 0, 600, 300), TURN_CHAN_FULL);
+	for (i = 0; i < TURN_MAX_CHANNELS; i++)
+		assert_non_null(turn_alloc_chan_by_number(a, (uint16_t)(0x4000 + i), 1));
+	/* The next deadline: the permissions' end at 300 (refreshed by the
+	 * binds), then the channels' at 600, then quarantine's end. */
+	a->expires = 5000;
+	assert_int_equal(turn_alloc_next_deadline(a, 0), 300);
+	turn_alloc_expire(a, 300);
+	assert_int_equal(a->nperms, 0);
+	assert_null(a->perms);
+	assert_int_equal(turn_alloc_next_deadline(a, 300), 600);
+	assert_int_equal(turn_alloc_next_deadline(a, 600), 600 + TURN_CHANNEL_QUARANTINE);
+	turn_alloc_expire(a, 600 + TURN_CHANNEL_QUARANTINE);
+	assert_null(a->chans);
+	assert_int_equal(turn_alloc_next_deadline(a, 1000), 5000);
+	free(a);
+}
+
+/* Incremental growth: lookups, adds and removes while a move is under way
+ * find everything, and the move finishes (by adds or by turn_table_step). */
+static void test_table_incremental(void **state)
+{
+	struct turn_table t;
+	struct stun_addr server = v4(192, 0, 2, 1, 3478);
+	int i, j, saw_move = 0;
+
+	assert_int_equal(turn_table_init(&t, 16), 0);
+	for (i = 0; i < 5000; i++) {
+		struct stun_addr c = v4(203, 0, (uint8_t)(i >> 8), (uint8_t)i, (uint16_t)(40000 + i));
+
+		assert_non_null(turn_table_add(&t, &c, &server, TURN_TRANSPORT_UDP));
+		if (t.old != NULL) {
+			saw_move = 1;
+			/* never a whole rehash at once */
+			assert_true(t.moved < t.nold);
+			for (j = 0; j <= i; j += 7) {
+				struct stun_addr d = v4(203, 0, (uint8_t)(j >> 8), (uint8_t)j, (uint16_t)(40000 + j));
+
+				assert_non_null(turn_table_find(&t, &d, &server, TURN_TRANSPORT_UDP));
+			}
+		}
+	}
+	assert_true(saw_move);
+	/* Start a move, remove during it, finish it by steps. */
+	while (t.old == NULL) {
+		struct stun_addr c = v4(203, 1, (uint8_t)(i >> 8), (uint8_t)i, 1);
+
+		assert_non_null(turn_table_add(&t, &c, &server, TURN_TRANSPORT_UDP));
+		i++;
+	}
+	for (j = 0; j < 5000; j += 2) {
+		struct stun_addr d = v4(203, 0, (uint8_t)(j >> 8), (uint8_t)j, (uint16_t)(40000 + j));
+		struct turn_alloc *a = turn_table_find(&t, &d, &server, TURN_TRANSPORT_UDP);
+
+		assert_non_null(a);
+		turn_table_remove(&t, a);
+	}
+	visits = 0;
+	turn_table_foreach(&t, count_only, NULL);
+	assert_int_equal((size_t)visits, t.count);
+	while (t.old != NULL)
+		turn_table_step(&t, 3);
+	for (j = 0; j < 5000; j++) {
+		struct stun_addr d = v4(203, 0, (uint8_t)(j >> 8), (uint8_t)j, (uint16_t)(40000 + j));
+
+		if (j % 2)
+			assert_non_null(turn_table_find(&t, &d, &server, TURN_TRANSPORT_UDP));
+		else
+			assert_null(turn_table_find(&t, &d, &server, TURN_TRANSPORT_UDP));
+	}
+	turn_table_destroy(&t, NULL);
 }
 
 static void test_addr_compare(void **state)
@@ -246,6 +354,8 @@ int main(void)
 		cmocka_unit_test(test_response_cache),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_addr_compare),
+		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_table_incremental),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
