@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""turnstone vs coturn vs a bare forwarder, same machine, same run (issue 8).
+"""turnstone vs coturn vs a bare forwarder, same machine, same run (issues 8, 14).
 
 Called by bench/run.sh (which builds the programs and checks the tools).
 Every server is started fresh for every run, on 127.0.0.1 only, in the order
-coturn, turnstone, forwarder, coturn, turnstone, forwarder, ... per case.
+coturn (Debian 4.6.1), coturn 4.17.1 (defaults), coturn 4.17.1 (fast flags),
+turnstone, forwarder, then again, ... per case; the 4.17.1 columns only with
+--turnserver PATH (a build of coturn 4.17.1, bench/coturn.sh).
 Only the processes started here are ever signalled, by PID.
 """
 import argparse
 import json
+import resource
 import os
 import signal
 import socket
@@ -18,7 +21,17 @@ import sys
 import tempfile
 import time
 
-SERVERS = ["coturn", "turnstone", "forwarder"]
+# "coturn" is Debian's turnserver (4.6.1); NEW and FAST are a coturn 4.17.1
+# build given with --turnserver, with its defaults and with its documented
+# fast path (README.turnserver of 4.17.1: --udp-recvmmsg is on by default;
+# sendmmsg batching comes with --multiplex-peer, and --udp-gso piggybacks on
+# it; there is no --udp-sendmmsg flag).
+NEW, FAST = "coturn-4.17", "coturn-4.17-fast"
+FAST_ARGS = ["--multiplex-peer", "--udp-gso", "--udp-recvmmsg"]
+SERVERS = ["coturn", NEW, FAST, "turnstone", "forwarder"]
+COTURNS = ("coturn", NEW, FAST)
+LABELS = {"coturn": "coturn 4.6.1 (Debian)", NEW: "coturn 4.17.1", FAST: "coturn 4.17.1 fast",
+          "turnstone": "turnstone", "forwarder": "forwarder"}
 # turnstone with every quota, rate limit and the metrics listener switched
 # on, with limits far above what the load needs (so the checks run on every
 # packet and Allocate but never refuse): the cost of issue 11's bookkeeping.
@@ -29,6 +42,7 @@ LIMIT_ARGS = ["--user-quota=1000000", "--total-quota=10000000", "--max-bps=10000
               "--allocate-rate-per-ip=65535", "--unauthorized-rate-per-ip=65535", "--prometheus"]
 THREADS = 2
 MIN_PORT, MAX_PORT = 10000, 31999      # relay ports, below the ephemeral range
+MP_PORT = 9480                         # coturn --multiplex-peer: 9480..9483, outside both
 USER, PASS, REALM = "bench", "benchpw", "bench"
 
 # name, title, tsload args (full), tsload args (quick), servers
@@ -44,9 +58,9 @@ CASES = [
      "--case data --proto tcp --allocs 50 --rate 500 --duration 2", SERVERS),
     ("tls", "TLS: 50 alloc x 500 msg/s x 100 B, echoed",
      "--case data --proto tls --allocs 50 --rate 500 --duration 6",
-     "--case data --proto tls --allocs 50 --rate 500 --duration 2", ["coturn", "turnstone"]),
+     "--case data --proto tls --allocs 50 --rate 500 --duration 2", ["coturn", NEW, FAST, "turnstone"]),
     ("cycles", "Allocate cycles (401, Allocate, Refresh 0), 16 in flight",
-     "--case cycles --inflight 16 --duration 5", "--case cycles --inflight 16 --duration 2", ["coturn", "turnstone"]),
+     "--case cycles --inflight 16 --duration 5", "--case cycles --inflight 16 --duration 2", ["coturn", NEW, FAST, "turnstone"]),
     ("mem", "Memory: 10,000 concurrent UDP allocations",
      "--case hold --allocs 10000", "--case hold --allocs 10000", SERVERS),
     ("ping", "Latency: back-to-back pings through the relay",
@@ -128,9 +142,9 @@ def start_server(name, args, tmp, tcp):
     port = free_port()
     peer = free_port()
     logf = open(os.path.join(tmp, f"{name}.log"), "ab")
-    if name == "coturn":
+    if name in COTURNS:
         tls, alt, alttls = free_port(), free_port(), free_port()
-        cmd = [args.turnserver, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
+        cmd = [args.turnserver if name != "coturn" else args.debian_turnserver, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
                f"--tls-listening-port={tls}", f"--alt-listening-port={alt}",
                f"--alt-tls-listening-port={alttls}", "--relay-ip=127.0.0.1",
                f"--min-port={MIN_PORT}", f"--max-port={MAX_PORT}", f"--realm={REALM}",
@@ -138,6 +152,9 @@ def start_server(name, args, tmp, tcp):
                "--allow-loopback-peers", "--no-cli", "--no-dtls", f"--cert={tmp}/cert.pem",
                f"--pkey={tmp}/key.pem", f"--log-file={tmp}/coturn-server.log", "--simple-log",
                "--no-stdout-log", f"--pidfile={tmp}/coturn.pid", f"--userdb={tmp}/turndb"]
+        if name == FAST:
+            # the shared relay sockets bind --multiplex-peer-port + 0..3
+            cmd += FAST_ARGS + [f"--multiplex-peer-port={MP_PORT}"]
     elif name in ("turnstone", LIMITED, BASE):
         tls = free_port()
         cmd = [args.baseline if name == BASE else args.turnstone, "--listening-ip=127.0.0.1", f"--listening-port={port}",
@@ -159,11 +176,24 @@ def start_server(name, args, tmp, tcp):
         ok = p.stdout.readline().strip() == b"ready"
     else:
         ok = stun_ready(port) and tcp_ready(port) and (tls is None or tcp_ready(tls))
+        ok = ok and p.poll() is None
     if not ok:
         stop(p)
         raise RuntimeError(f"{name} did not start (see {tmp}/{name}.log)")
     time.sleep(0.3)
     return p, port, tls, peer
+
+
+def fd_limit(pid):
+    """The soft RLIMIT_NOFILE of a running process (-1 if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
 
 
 def run_one(args, tmp, case, server, cargs):
@@ -174,6 +204,12 @@ def run_one(args, tmp, case, server, cargs):
         cmd = [args.tsload, "--server", f"127.0.0.1:{tls if proto_tls else port}",
                "--peer", f"127.0.0.1:{peer}", "--pid", str(p.pid),
                "--mode", "raw" if server == "forwarder" else "turn"] + cargs.split()
+        if server == FAST:
+            # --multiplex-peer demultiplexes by peer IP:port on one socket per
+            # thread: every allocation needs a peer of its own
+            cmd += ["--peer-ips", cargs.split()[cargs.split().index("--allocs") + 1]
+                    if "--allocs" in cargs else "64"]
+        srv_fd_limit = fd_limit(p.pid)
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180)
         err = r.stderr.decode(errors="replace").strip()
         if err:
@@ -185,6 +221,7 @@ def run_one(args, tmp, case, server, cargs):
     finally:
         stop(p)
     res["server"], res["bench_case"] = server, case
+    res["srv_fd_limit"], res["gen_fd_limit"] = srv_fd_limit, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return res
 
 
@@ -220,7 +257,8 @@ def metric(case, r):
     if r["bench_case"] == "mem":
         ok = max(r["ok"], 1)
         return (r["rss1_kb"] - r["rss0_kb"]) / ok, {"fds_per_alloc": (r["fds1"] - r["fds0"]) / ok, "ok": r["ok"],
-                                                    "setup_s": r["setup_s"], "rss0_mb": r["rss0_kb"] / 1024}
+                                                    "setup_s": r["setup_s"], "rss0_mb": r["rss0_kb"] / 1024,
+                                                    "srv_fd_limit": r.get("srv_fd_limit", -1)}
     if r["bench_case"] == "ping":
         return r["p50_us"], {"p99_us": r["p99_us"], "lost": r["lost"]}
     raise ValueError(case)
@@ -248,8 +286,10 @@ def fmt(x):
 
 def summarize(results, direct):
     lines = []
-    lines.append("| case | figure | coturn | turnstone | forwarder | turnstone/coturn | turnstone/forwarder |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("| case | figure | " + " | ".join(LABELS[s] for s in SERVERS) +
+                 " | turnstone/coturn 4.17.1 | turnstone/coturn 4.17.1 fast | turnstone/coturn 4.6.1 "
+                 "| turnstone/forwarder |")
+    lines.append("|---" * (len(SERVERS) + 6) + "|")
     limited = []
     extras = []
     chart = []
@@ -277,8 +317,9 @@ def summarize(results, direct):
                 return "n/a"
             return f"{med(main[a]) / med(main[b]):.2f}x"
 
-        lines.append(f"| {title} | {UNITS[name]} | {cell('coturn')} | {cell('turnstone')} | {cell('forwarder')} | "
-                     f"{ratio('turnstone', 'coturn')} | {ratio('turnstone', 'forwarder')} |")
+        lines.append(f"| {title} | {UNITS[name]} | " + " | ".join(cell(s) for s in SERVERS) +
+                     f" | {ratio('turnstone', NEW)} | {ratio('turnstone', FAST)} | {ratio('turnstone', 'coturn')} | "
+                     f"{ratio('turnstone', 'forwarder')} |")
         if LIMITED in main and "turnstone" in main:
             limited.append(f"| {title} | {UNITS[name]} | {cell(BASE)} | {cell('turnstone')} | {cell(LIMITED)} | "
                            f"{ratio(LIMITED, BASE)} | {ratio(LIMITED, 'turnstone')} |")
@@ -305,7 +346,7 @@ def summarize(results, direct):
 def plot(chart, out, gnuplot):
     dat = os.path.join(out, "cpu_per_packet.dat")
     with open(dat, "w") as f:
-        f.write("case coturn turnstone forwarder\n")
+        f.write("case " + " ".join(SERVERS) + "\n")
         for name, vals in chart:
             f.write(name + " " + " ".join("NaN" if v != v else f"{v:.3f}" for v in vals) + "\n")
     script = f"""
@@ -317,12 +358,13 @@ set yrange [0:*]
 set key outside top center horizontal
 set grid ytics
 """
-    body = f"plot '{dat}' using 2:xtic(1) title 'coturn', '' using 3 title 'turnstone', '' using 4 title 'forwarder'\n"
+    body = f"plot '{dat}' using 2:xtic(1) title '{LABELS[SERVERS[0]]}', " + ", ".join(
+        f"'' using {i + 2} title '{LABELS[s]}'" for i, s in enumerate(SERVERS) if i > 0) + "\n"
     try:
-        subprocess.run([gnuplot], input=(script + f"set terminal pngcairo size 800,450\nset output '{out}/cpu_per_packet.png'\n" + body).encode(),
+        subprocess.run([gnuplot], input=(script + f"set terminal pngcairo size 960,480\nset output '{out}/cpu_per_packet.png'\n" + body).encode(),
                        check=True, stderr=subprocess.DEVNULL)
     except (subprocess.CalledProcessError, OSError):
-        subprocess.run([gnuplot], input=(script + f"set terminal png size 800,450\nset output '{out}/cpu_per_packet.png'\n" + body).encode(),
+        subprocess.run([gnuplot], input=(script + f"set terminal png size 960,480\nset output '{out}/cpu_per_packet.png'\n" + body).encode(),
                        stderr=subprocess.DEVNULL)
     r = subprocess.run([gnuplot], input=(script + "set terminal dumb size 79,25\n" + body).encode(),
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -339,7 +381,9 @@ def main():
     ap.add_argument("--tsload", required=True)
     ap.add_argument("--fwd", required=True)
     ap.add_argument("--turnstone", required=True)
-    ap.add_argument("--turnserver", default="turnserver")
+    ap.add_argument("--turnserver", help="a coturn 4.17.1 turnserver (bench/coturn.sh): adds the "
+                    f"{NEW} and {FAST} columns")
+    ap.add_argument("--debian-turnserver", default="turnserver", help="Debian's coturn (4.6.1)")
     ap.add_argument("--gnuplot", default="gnuplot")
     ap.add_argument("--limits", action="store_true",
                     help="also run turnstone with quotas, rate limits and metrics on (hot and scale cases)")
@@ -378,6 +422,8 @@ def main():
             if name not in want:
                 continue
             cargs = quick if args.quick else full
+            if not args.turnserver:
+                servers = [x for x in servers if x not in (NEW, FAST)]
             if args.limits and name in ("hot", "scale"):
                 # next to plain turnstone, so load drifts hit all of them alike
                 i = servers.index("turnstone")
@@ -393,6 +439,12 @@ def main():
                     r["run"] = i + 1
                     results.append(r)
                     m, ex = metric(name, r)
+                    if name == "mem" and "--allocs" in cargs:
+                        want_n = int(cargs.split()[cargs.split().index("--allocs") + 1])
+                        if r["ok"] < want_n:
+                            log(f"  run {i + 1} {s}: HELD ONLY {r['ok']} OF {want_n} ALLOCATIONS "
+                                f"(server fd limit {r['srv_fd_limit']}, tsload fd limit {r['gen_fd_limit']}; "
+                                f"see the server log in {tmp})")
                     log(f"  run {i + 1} {s:9s} {fmt(m)} {UNITS[name]}  " +
                         " ".join(f"{k}={fmt(v)}" for k, v in ex.items()))
                 if name == "ping":

@@ -1,7 +1,11 @@
 #!/bin/bash
-# bench/run.sh [--quick] [--runs N] [--cases hot,scale,...] [--out DIR]
+# bench/run.sh [--turnserver PATH] [--quick] [--runs N] [--cases hot,scale,...] [--out DIR]
+#              [--limits [--baseline TURNSTONE]]
 #
 # Benchmarks turnstone against coturn and a bare forwarder on 127.0.0.1.
+# coturn is Debian's turnserver (4.6.1); --turnserver PATH adds a coturn
+# 4.17.1 build (bench/coturn.sh SRC_DIR), run with its defaults and with its
+# fast flags.
 # Installs nothing: it says what is missing. See bench/README.md.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +18,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --out) OUT=$2; shift 2 ;;
     --out=*) OUT=${1#--out=}; shift ;;
+    --turnserver)
+        [ -x "${2:-}" ] || { echo "bench: --turnserver ${2:-}: not an executable (build it: bench/coturn.sh SRC_DIR)" >&2; exit 2; }
+        ARGS+=("$1" "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
     *) ARGS+=("$1"); shift ;;
     esac
 done
@@ -36,6 +43,10 @@ fi
 mkdir -p "$BENCH_BUILD"
 make -s -C "$HERE" OUT="$BENCH_BUILD" >&2
 # 10,000 allocations need more than 1024 descriptors per process
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then
+    echo "bench: only $(ulimit -n) file descriptors (hard limit $(ulimit -Hn)): the 10,000-allocation" >&2
+    echo "bench: memory case will not fit; raise the hard limit (limits.conf / systemd LimitNOFILE)" >&2
+fi
 exec python3 "$HERE/run.py" --out "$OUT" --tsload "$BENCH_BUILD/tsload" --fwd "$BENCH_BUILD/fwd" \
     --turnstone "$TURNSTONE_BIN" ${ARGS[@]+"${ARGS[@]}"}

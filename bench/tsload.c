@@ -16,6 +16,11 @@
  *           and open file descriptors before and after.
  *   ping    one allocation, back-to-back pings for DURATION s: RTT p50/p99.
  *           --mode direct pings the echo peer without any relay.
+ * --peer-ips K: allocation i relays to peer IP (peer IP + i % K), same port,
+ * all served by the one echo socket (bound to the wildcard address; replies
+ * leave from the address they were sent to, IP_PKTINFO). For relays that
+ * demultiplex peers by IP:port on one shared socket (coturn --multiplex-peer),
+ * which need a distinct peer per allocation.
  * With --pid, the server's user and system CPU over the measured window are
  * read from /proc/PID/stat. One JSON object on stdout. All sockets are on
  * the loopback addresses given; every loop is bounded in time.
@@ -74,8 +79,9 @@ static struct {
 	double duration;
 	const char *user, *pass;
 	int pid;
+	int peer_ips;               /* distinct peer IPs, from peer's upward */
 } o = { .mode = M_TURN, .proto = P_UDP, .cas = C_DATA, .n = 1, .rate = 100, .size = 100, .inflight = 16,
-	.duration = 3, .user = "bench", .pass = "benchpw", .pid = 0 };
+	.duration = 3, .user = "bench", .pass = "benchpw", .pid = 0, .peer_ips = 1 };
 
 static struct sess *ss;
 static int ep, peerfd = -1;
@@ -244,7 +250,7 @@ static void build_request(struct sess *s)
 		break;
 	case S_CB: {
 		uint8_t ch[4] = { 0x40, 0x00, 0, 0 }, xa[8];
-		uint32_t ip = o.peer.sin_addr.s_addr ^ htonl(MAGIC);
+		uint32_t ip = htonl(ntohl(o.peer.sin_addr.s_addr) + (uint32_t)((s - ss) % o.peer_ips)) ^ htonl(MAGIC);
 
 		msg_init(&m, 0x0009, s->tid);
 		msg_attr(&m, 0x000C, ch, 4);
@@ -597,6 +603,7 @@ static void peer_echo(void)
 {
 	static uint8_t rx[BATCH][2048];
 	static struct sockaddr_in from[BATCH];
+	static uint8_t ctl[BATCH][CMSG_SPACE(sizeof(struct in_pktinfo))];
 	struct mmsghdr m[BATCH];
 	struct iovec iov[BATCH];
 	int n, k, rounds, sent;
@@ -610,13 +617,27 @@ static void peer_echo(void)
 			m[k].msg_hdr.msg_namelen = sizeof(from[k]);
 			m[k].msg_hdr.msg_iov = &iov[k];
 			m[k].msg_hdr.msg_iovlen = 1;
+			if (o.peer_ips > 1) {
+				m[k].msg_hdr.msg_control = ctl[k];
+				m[k].msg_hdr.msg_controllen = sizeof(ctl[k]);
+			}
 		}
 		n = recvmmsg(peerfd, m, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
 		peer_rx += (uint64_t)n;
-		for (k = 0; k < n; k++)
+		for (k = 0; k < n; k++) {
 			iov[k].iov_len = m[k].msg_len;
+			/* reply from the address the datagram was sent to */
+			for (struct cmsghdr *c = o.peer_ips > 1 ? CMSG_FIRSTHDR(&m[k].msg_hdr) : NULL; c != NULL;
+			     c = CMSG_NXTHDR(&m[k].msg_hdr, c))
+				if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+					struct in_pktinfo *pi = (struct in_pktinfo *)CMSG_DATA(c);
+
+					pi->ipi_spec_dst = pi->ipi_addr;
+					pi->ipi_ifindex = 0;
+				}
+		}
 		for (k = 0; k < n; k += sent) {
 			sent = sendmmsg(peerfd, m + k, (unsigned)(n - k), MSG_DONTWAIT);
 			if (sent <= 0)
@@ -767,7 +788,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: tsload --server IP:PORT --peer IP:PORT [--mode turn|raw|direct] [--proto udp|tcp|tls]\n"
 		"              [--case data|cycles|hold|ping] [--allocs N] [--rate MSG/S] [--size B]\n"
-		"              [--duration S] [--inflight K] [--user U --pass P] [--pid SERVERPID]\n");
+		"              [--duration S] [--inflight K] [--user U --pass P] [--pid SERVERPID]\n"
+		"              [--peer-ips K]\n");
 	exit(2);
 }
 
@@ -814,10 +836,12 @@ int main(int argc, char **argv)
 			o.pass = v;
 		else if (!strcmp(a, "--pid"))
 			o.pid = atoi(v);
+		else if (!strcmp(a, "--peer-ips"))
+			o.peer_ips = atoi(v);
 		else
 			usage();
 	}
-	if (o.size < 16 || o.size > 1400 || o.n < 1 || o.duration <= 0 || o.duration > 120)
+	if (o.size < 16 || o.size > 1400 || o.n < 1 || o.duration <= 0 || o.duration > 120 || o.peer_ips < 1 || o.peer_ips > 65536)
 		usage();
 	if (o.cas == C_PING)
 		o.n = 1;
@@ -832,7 +856,20 @@ int main(int argc, char **argv)
 	}
 	/* the echo peer */
 	peerfd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (peerfd < 0 || bind(peerfd, (struct sockaddr *)&o.peer, sizeof(o.peer)) < 0)
+	if (o.peer_ips > 1) {
+		struct sockaddr_in any = o.peer;
+		int on = 1;
+
+		if (o.cas == C_PING)
+			o.peer_ips = 1;  /* the forked ping peer replies without IP_PKTINFO */
+		else {
+			any.sin_addr.s_addr = htonl(INADDR_ANY);
+			if (peerfd < 0 || setsockopt(peerfd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on)) < 0 ||
+			    bind(peerfd, (struct sockaddr *)&any, sizeof(any)) < 0)
+				die("peer bind");
+		}
+	}
+	if (peerfd < 0 || (o.peer_ips == 1 && bind(peerfd, (struct sockaddr *)&o.peer, sizeof(o.peer)) < 0))
 		die("peer bind");
 	if (setsockopt(peerfd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
 		setsockopt(peerfd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
