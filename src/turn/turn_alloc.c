@@ -227,7 +227,7 @@ int turn_alloc_set_user(struct turn_alloc *a, const char *username, const uint8_
 	return 0;
 }
 
-static void alloc_free(struct turn_alloc *a)
+void turn_alloc_free(struct turn_alloc *a)
 {
 	turn_timer_cancel(&a->timer); /* the owner's wheel may outlive a */
 	if (a->username != no_user)
@@ -310,7 +310,7 @@ static void free_chain(struct turn_alloc *a, void (*release)(struct turn_alloc *
 		next = a->hnext;
 		if (release != NULL)
 			release(a);
-		alloc_free(a);
+		turn_alloc_free(a);
 	}
 }
 
@@ -411,7 +411,7 @@ void turn_table_remove(struct turn_table *t, struct turn_alloc *a)
 			break;
 		}
 	}
-	alloc_free(a);
+	turn_alloc_free(a);
 }
 
 static void foreach_chain(struct turn_alloc *a, void (*fn)(struct turn_alloc *, void *), void *arg)

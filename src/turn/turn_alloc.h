@@ -120,6 +120,11 @@ const struct turn_chan *turn_alloc_chan_by_number(const struct turn_alloc *a, ui
 const struct turn_chan *turn_alloc_chan_by_peer(const struct turn_alloc *a, const struct stun_addr *peer,
 						uint64_t now);
 
+/* Frees a and everything it owns (arrays, username, cached response) and
+ * cancels its timer. For an allocation in a table use turn_table_remove,
+ * which unlinks it first. */
+void turn_alloc_free(struct turn_alloc *a);
+
 /* Drops expired permissions and channels past their quarantine, and frees
  * an array left empty. */
 void turn_alloc_expire(struct turn_alloc *a, uint64_t now);

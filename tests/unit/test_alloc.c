@@ -54,7 +54,7 @@ static void test_perm_lifetime(void **state)
 	assert_int_equal(turn_alloc_perm_ok(a, &p, 600), 1);
 	turn_alloc_expire(a, 650);
 	assert_int_equal(a->nperms, 0);
-	free(a);
+	turn_alloc_free(a);
 }
 
 static void test_perm_family(void **state)
@@ -66,7 +66,7 @@ static void test_perm_family(void **state)
 	assert_int_equal(turn_alloc_perm_add(a, &p6, 0, 300), 0);
 	assert_int_equal(turn_alloc_perm_ok(a, &p4, 1), 0);
 	assert_int_equal(turn_alloc_perm_ok(a, &p6, 1), 1);
-	free(a);
+	turn_alloc_free(a);
 }
 
 static void test_perm_capacity(void **state)
@@ -85,7 +85,7 @@ static void test_perm_capacity(void **state)
 	/* Once the old ones expire there is room again. */
 	assert_int_equal(turn_alloc_perm_add(a, &extra, 301, 300), 0);
 	assert_int_equal(a->nperms, 1);
-	free(a);
+	turn_alloc_free(a);
 }
 
 static void test_channel_bind(void **state)
@@ -109,7 +109,7 @@ static void test_channel_bind(void **state)
 	assert_int_equal(turn_alloc_chan_bind(a, 0x4000, &p, 500, 600, 300), TURN_CHAN_OK);
 	assert_non_null(turn_alloc_chan_by_number(a, 0x4000, 1000));
 	assert_null(turn_alloc_chan_by_number(a, 0x4000, 1100));
-	free(a);
+	turn_alloc_free(a);
 }
 
 static void test_channel_quarantine(void **state)
@@ -126,7 +126,7 @@ static void test_channel_quarantine(void **state)
 	turn_alloc_expire(a, 900);
 	assert_int_equal(a->nchans, 0);
 	assert_int_equal(turn_alloc_chan_bind(a, 0x4123, &q, 900, 600, 300), TURN_CHAN_OK);
-	free(a);
+	turn_alloc_free(a);
 }
 
 static void test_response_cache(void **state)
@@ -139,8 +139,7 @@ static void test_response_cache(void **state)
 	assert_int_equal(a->last_resp_len, sizeof(resp));
 	assert_memory_equal(a->last_tid, tid, STUN_TID_LEN);
 	assert_memory_equal(a->last_resp, resp, sizeof(resp));
-	free(a->last_resp);
-	free(a);
+	turn_alloc_free(a);
 }
 
 static int visits;
@@ -240,7 +239,7 @@ static void test_growth(void **state)
 	turn_alloc_expire(a, 600 + TURN_CHANNEL_QUARANTINE);
 	assert_null(a->chans);
 	assert_int_equal(turn_alloc_next_deadline(a, 1000), 5000);
-	free(a);
+	turn_alloc_free(a);
 }
 
 /* Incremental growth: lookups, adds and removes while a move is under way
@@ -339,7 +338,7 @@ static void test_caps(void **state)
 	a->max_chans = 2;
 	assert_int_equal(turn_alloc_perm_add(a, &p2, 1, 300), 0);
 	assert_int_equal(turn_alloc_chan_bind(a, 0x4001, &p3, 1, 600, 300), TURN_CHAN_PERMS_FULL);
-	free(a);
+	turn_alloc_free(a);
 }
 
 int main(void)
