@@ -321,8 +321,11 @@ def summarize(results, direct):
                      f" | {ratio('turnstone', NEW)} | {ratio('turnstone', FAST)} | {ratio('turnstone', 'coturn')} | "
                      f"{ratio('turnstone', 'forwarder')} |")
         if LIMITED in main and "turnstone" in main:
+            def user(sv):
+                return fmt(ex[sv]["us_user"]) if sv in ex and "us_user" in ex[sv] else "n/a"
             limited.append(f"| {title} | {UNITS[name]} | {cell(BASE)} | {cell('turnstone')} | {cell(LIMITED)} | "
-                           f"{ratio(LIMITED, BASE)} | {ratio(LIMITED, 'turnstone')} |")
+                           f"{ratio(LIMITED, BASE)} | {ratio(LIMITED, 'turnstone')} | "
+                           f"{user(BASE)} / {user('turnstone')} / {user(LIMITED)} |")
         for s in ex:
             extras.append(f"- {name} / {s}: " + ", ".join(f"{k} {fmt(v)}" for k, v in ex[s].items()))
         if name in ("hot", "scale", "tcp", "tls"):
@@ -334,8 +337,9 @@ def summarize(results, direct):
         lines += ["", "Quotas, rate limits and metrics (turnstone+lim: every limit set far above the load, "
                   "the metrics listener on) against the same binary with none set (turnstone) and against "
                   "the binary from before them (turnstone-base, --baseline):", "",
-                  "| case | figure | turnstone-base | turnstone | turnstone+lim | lim/base | lim/turnstone |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| case | figure | turnstone-base | turnstone | turnstone+lim | lim/base | lim/turnstone | "
+                  "user µs/packet: base / turnstone / lim |",
+                  "|---|---|---|---|---|---|---|---|"]
         lines += limited
     if direct:
         extras.append(f"- ping / direct (no relay): p50_us {fmt(med([d['p50_us'] for d in direct]))}, "
