@@ -425,6 +425,7 @@ static void handle_refresh(struct req *r)
 	const struct stun_attr *fam;
 	uint32_t lifetime;
 	size_t n;
+	int half;
 
 	if (r->alloc == NULL) {
 		turn_req_error(r, 437);
@@ -437,13 +438,15 @@ static void handle_refresh(struct req *r)
 		return;
 	}
 	lifetime = clamp_lifetime(r->w->srv->cfg, &r->m, 1);
+	/* Dual allocation: LIFETIME 0 with REQUESTED-ADDRESS-FAMILY deletes
+	 * that family's relayed address only (RFC 8656 §7.3); the other one
+	 * keeps the allocation's lifetime. The socket is closed before the
+	 * answer leaves, so a client that has the answer finds the port free. */
+	half = lifetime == 0 && fam != NULL && worker_relay_close_family(r->alloc, fam->val[0]) == 0;
 	turn_req_begin(r, &b, STUN_CLASS_SUCCESS);
 	stun_build_u32(&b, TURN_ATTR_LIFETIME, lifetime);
 	n = turn_req_send(r, &b);
-	/* Dual allocation: LIFETIME 0 with REQUESTED-ADDRESS-FAMILY deletes
-	 * that family's relayed address only (RFC 8656 §7.3); the other one
-	 * keeps the allocation's lifetime. */
-	if (lifetime == 0 && fam != NULL && worker_relay_close_family(r->alloc, fam->val[0]) == 0) {
+	if (half) {
 		if (n > 0)
 			turn_alloc_cache_response(r->alloc, r->m.tid, b.buf, n);
 		return;
