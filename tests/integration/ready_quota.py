@@ -111,17 +111,7 @@ def t_bps_capacity():
 
 
 def main():
-    try:
-        rc = tap.run()
-    finally:
-        for srv in servers:
-            alive = srv.alive()
-            srv.stop()
-            if tap.failed:
-                tap.diag("---- server log (%s), alive at end: %s ----" % (" ".join(srv.args), alive))
-                tap.diag(srv.log_text()[-4000:])
-            srv.cleanup_log()
-    return rc
+    return tc.run_with_servers(tap, servers)
 
 
 if __name__ == "__main__":

@@ -134,25 +134,11 @@ def t_late_redis():
 
 @tap.case("every server exits 0 on SIGTERM, no sanitizer report")
 def t_clean_exit():
-    for s in servers:
-        rc = s.stop()
-        check(rc == 0 and not s.needed_kill, "%s: exit status %r" % (" ".join(s.args), rc))
-        check(not s.sanitizer_report(), "sanitizer: %s" % s.sanitizer_report()[:5])
+    tc.check_clean_exit(servers)
 
 
 def main():
-    rc = 1
-    try:
-        rc = tap.run()
-    finally:
-        for s in servers:
-            alive = s.alive()
-            s.stop()
-            if tap.failed:
-                tap.diag("---- server log (%s), alive at end: %s ----" % (" ".join(s.args), alive))
-                tap.diag(s.log_text()[-4000:])
-            s.cleanup_log()
-    return rc
+    return tc.run_with_servers(tap, servers)
 
 
 if __name__ == "__main__":

@@ -1140,3 +1140,29 @@ def check(cond, msg="check failed"):
 def check_eq(a, b, what=""):
     if a != b:
         raise AssertionError("%s: expected %r, got %r" % (what, b, a))
+
+
+def run_with_servers(tap, servers):
+    """Runs tap's cases, then stops every Server in servers (the list may
+    grow while the cases run); after a failure each one's log tail goes to
+    the TAP output. Returns the exit status for sys.exit."""
+    rc = 1
+    try:
+        rc = tap.run()
+    finally:
+        for s in servers:
+            alive = s.alive()
+            s.stop()
+            if tap.failed:
+                tap.diag("---- server log (%s), alive at end: %s ----" % (" ".join(s.args), alive))
+                tap.diag(s.log_text()[-4000:])
+            s.cleanup_log()
+    return rc
+
+
+def check_clean_exit(servers):
+    """Each Server stops on SIGTERM with status 0 and left no sanitizer report."""
+    for s in servers:
+        rc = s.stop()
+        check(rc == 0 and not s.needed_kill, "%s: exit status %r" % (" ".join(s.args), rc))
+        check(not s.sanitizer_report(), "sanitizer: %s" % s.sanitizer_report()[:5])
