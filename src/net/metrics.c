@@ -30,7 +30,7 @@ struct totals {
 	uint64_t packets[STATS_NDIR], bytes[STATS_NDIR];
 	uint64_t allocate[STATS_NCODES], auth_fail[STATS_NAUTH], refused[STATS_NREFUSE];
 	uint64_t requests;
-	uint64_t ebpf_packets;
+	uint64_t ebpf_packets[STATS_NDIR];
 };
 
 static void sum_workers(const struct metrics_input *in, struct totals *t)
@@ -50,6 +50,7 @@ static void sum_workers(const struct metrics_input *in, struct totals *t)
 		for (i = 0; i < STATS_NDIR; i++) {
 			t->packets[i] += STAT_GET(st->packets[i]);
 			t->bytes[i] += STAT_GET(st->bytes[i]);
+			t->ebpf_packets[i] += STAT_GET(st->ebpf_packets[i]);
 		}
 		for (i = 0; i < STATS_NCODES; i++)
 			t->allocate[i] += STAT_GET(st->allocate[i]);
@@ -58,7 +59,6 @@ static void sum_workers(const struct metrics_input *in, struct totals *t)
 		for (i = 0; i < STATS_NREFUSE; i++)
 			t->refused[i] += STAT_GET(st->refused[i]);
 		t->requests += STAT_GET(st->requests);
-		t->ebpf_packets += STAT_GET(st->ebpf_packets);
 	}
 }
 
@@ -126,8 +126,10 @@ static void render_counters(FILE *f, const struct totals *tt)
 	head(f, "turnstone_requests_total", "counter", "STUN and TURN requests handled.");
 	fprintf(f, "turnstone_requests_total %" PRIu64 "\n", tt->requests);
 	head(f, "turnstone_ebpf_relayed_packets_total", "counter",
-	     "Of the datagrams relayed to clients, those the ebpf-offload program relayed (docs/ebpf.md).");
-	fprintf(f, "turnstone_ebpf_relayed_packets_total %" PRIu64 "\n", tt->ebpf_packets);
+	     "Of the datagrams relayed, those the ebpf-offload program relayed, by direction (docs/ebpf.md).");
+	for (i = 0; i < STATS_NDIR; i++)
+		fprintf(f, "turnstone_ebpf_relayed_packets_total{direction=\"%s\"} %" PRIu64 "\n", direction_names[i],
+			tt->ebpf_packets[i]);
 }
 
 static void render_workers(FILE *f, const struct metrics_input *in)

@@ -31,9 +31,11 @@ struct turn_chan {
 	struct stun_addr peer;
 	uint64_t expires;        /* binding usable while now < expires */
 	/* ebpf-offload (net/ebpf/ebpf.h): 1 while the kernel map holds this
-	 * channel, and its counters as last added to the statistics */
+	 * channel, and its counters as last added to the statistics, per
+	 * direction (STATS_TO_PEER, _TO_CLIENT): packets, bytes, datagrams
+	 * dropped by max-bps, by bps-capacity */
 	uint8_t ebpf;
-	uint64_t ebpf_packets, ebpf_bytes;
+	uint64_t ebpf_seen[2][4];
 };
 
 struct turn_alloc {

@@ -11,6 +11,11 @@ and the peer in the other ("client side"), and checks that
   - a lapsed permission or channel stops the fast path within one second of
     its expiry (the socket path then drops, or sends Data indications);
   - a peer without a permission still gets nothing through;
+  - client -> peer the same: identical with and without the offload (from
+    the relayed address, counters match, the program relayed them all),
+    padded / short / unbound ChannelData left to the socket path, UDP
+    checksum 0 from the client, lapsed permission or channel, and a peer
+    whose ChannelBind was refused;
   - without the capabilities the server logs one line and relays as usual.
 
 Needs root (namespaces, CAP_BPF, CAP_NET_ADMIN): without it every case FAILS.
@@ -38,11 +43,13 @@ from turnclient import check, check_eq  # noqa: E402
 
 tap = tc.Tap()
 TAG = "%d" % os.getpid()
-NS_S, NS_C = "tsebpf-s" + TAG, "tsebpf-c" + TAG
-IF_S, IF_C = "tseb-s" + TAG[-6:], "tseb-c" + TAG[-6:]
+NS_S, NS_C = "tsA-ebpf-s" + TAG, "tsA-ebpf-c" + TAG
+IF_S, IF_C = "tsA-s" + TAG[-6:], "tsA-c" + TAG[-6:]
 NET = "10.231.%d" % (os.getpid() % 250)
 SRV_IP, CLI_IP, PEER_IP, STRANGER_IP = NET + ".1", NET + ".2", NET + ".3", NET + ".4"
 ADMIN_PORT = 9641
+EBPF_P2C = 'turnstone_ebpf_relayed_packets_total{direction="peer_to_client"}'
+EBPF_C2P = 'turnstone_ebpf_relayed_packets_total{direction="client_to_peer"}'
 CLONE_NEWNET = 0x40000000
 _orig_ns = None
 
@@ -102,7 +109,7 @@ class NsServer(tc.Server):
             if a in ("--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"):
                 a = a.replace("127.0.0.1", SRV_IP)
             args.append(a)
-        args += ["--relay-threads=1", "--allowed-peer-ip=" + NET + ".0/24", "--prometheus",
+        args += ["--relay-threads=1", "--allowed-peer-ip=" + PEER_IP, "--prometheus",
                  "--prometheus-ip=" + SRV_IP, "--prometheus-port=%d" % ADMIN_PORT]
         self.args = args
 
@@ -221,7 +228,7 @@ def run_relay(offload):
                 check_eq(metric_wait(name, len(data)), len(data), name)
                 name = 'turnstone_relayed_bytes_total{direction="peer_to_client"}'
                 check_eq(metric_wait(name, total), total, name)
-                ebpf = metric_wait("turnstone_ebpf_relayed_packets_total", len(data) if offload else 0)
+                ebpf = metric_wait(EBPF_P2C, len(data) if offload else 0)
                 check_eq(ebpf, len(data) if offload else 0, "packets relayed by the program")
     return got
 
@@ -266,7 +273,7 @@ def t_perm_expiry():
                 check(any(k == "chan" for _, k in got), "nothing relayed before expiry")
                 late = [t - t0 for t, _ in got if t - t0 > 3.0]
                 check(not late, "relayed %d datagrams sent %.2f s after the bind" % (len(late), max(late or [0])))
-                check(metrics().get("turnstone_ebpf_relayed_packets_total", 0) > 0, "fast path unused")
+                check(metrics().get(EBPF_P2C, 0) > 0, "fast path unused")
 
 
 @tap.case("a lapsed channel stops the fast path within one second (Data indications follow)")
@@ -282,7 +289,7 @@ def t_chan_expiry():
                 check(chan, "nothing relayed as ChannelData")
                 check(max(chan) <= 3.0, "ChannelData for a datagram sent %.2f s after the bind" % max(chan))
                 check(any(k == "ind" for _, k in got), "no Data indications after the channel expired")
-                check(metrics().get("turnstone_ebpf_relayed_packets_total", 0) > 0, "fast path unused")
+                check(metrics().get(EBPF_P2C, 0) > 0, "fast path unused")
 
 
 @tap.case("a peer without a permission gets nothing through, offload or not")
@@ -300,7 +307,153 @@ def t_no_permission():
                 r = c.recv_data(timeout=2.0)
                 check(r is not None and r[2] == b"yes", "permitted peer's datagram: %r" % (r,))
                 check_eq(c.recv_data(timeout=0.5), None, "anything else")
-                check_eq(metric_wait("turnstone_ebpf_relayed_packets_total", 1), 1, "program counter")
+                check_eq(metric_wait(EBPF_P2C, 1), 1, "program counter")
+
+
+# ---- client -> peer ------------------------------------------------------
+
+def peer_recv(p, timeout):
+    p.settimeout(timeout)
+    try:
+        return p.recvfrom(65535)
+    except socket.timeout:
+        return None
+
+
+def c2p_burst(c, peer_sock, data, window=8):
+    """The client sends data as ChannelData with at most window datagrams in
+    flight; returns [(payload, source)] the peer got, in order."""
+    got, sent = [], 0
+    while sent < len(data) or len(got) < sent:
+        while sent < len(data) and sent - len(got) < window:
+            c.sendraw(tc.channel_data(0x4000, data[sent], pad=False))
+            sent += 1
+        r = peer_recv(peer_sock, 2.0)
+        if r is None:
+            break  # lost: the comparison below says what is missing
+        got.append((r[0], r[1][:2]))
+    return got
+
+
+def run_c2p(offload):
+    extra = ["--ebpf-offload", "--ebpf-interface=" + IF_S] if offload else []
+    data = payloads(300) + [b""]  # an empty ChannelData too
+    with server(extra) as srv:
+        if offload:
+            check("ebpf-offload: fast path for UDP channels on 1 interface" in srv.log_text(),
+                  "offload not attached:\n" + srv.log_text())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                got = c2p_burst(c, p, data)
+                check_eq(len(got), len(data), "datagrams the peer received")
+                check([d for d, _ in got] == data, "bytes or order differ")
+                srcs = set(a for _, a in got)
+                check_eq(srcs, {tuple(c.relayed)}, "sources seen by the peer")
+                total = sum(len(d) for d in data)
+                name = 'turnstone_relayed_packets_total{direction="client_to_peer"}'
+                check_eq(metric_wait(name, len(data)), len(data), name)
+                name = 'turnstone_relayed_bytes_total{direction="client_to_peer"}'
+                check_eq(metric_wait(name, total), total, name)
+                ebpf = metric_wait(EBPF_C2P, len(data) if offload else 0)
+                check_eq(ebpf, len(data) if offload else 0, "client->peer packets relayed by the program")
+                check_eq(metrics().get(EBPF_P2C, 0), 0, "peer->client packets relayed by the program")
+    return [d for d, _ in got]
+
+
+@tap.case("client -> peer: identical with and without ebpf-offload, from the relayed address; counters match")
+def t_c2p_identical():
+    check(os.geteuid() == 0, "needs root")
+    check(run_c2p(False) == run_c2p(True), "different datagrams with offload")
+
+
+@tap.case("client -> peer: padded, short, unbound and checksum-0 ChannelData are relayed as by the socket path")
+def t_c2p_corners():
+    check(os.geteuid() == 0, "needs root")
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                # padded: 5 bytes of data, 3 of padding -> the socket path sends the 5
+                c.sendraw(struct.pack("!HH", 0x4000, 5) + b"pad-5" + b"\0\0\0")
+                r = peer_recv(p, 2.0)
+                check(r is not None and r[0] == b"pad-5", "padded ChannelData: %r" % (r,))
+                # short (length beyond the datagram): dropped, as by the socket path
+                c.sendraw(struct.pack("!HH", 0x4000, 50) + b"short")
+                # a channel nobody bound: dropped
+                c.sendraw(struct.pack("!HH", 0x4001, 4) + b"none")
+                c.sendraw(tc.channel_data(0x4000, b"after", pad=False))
+                r = peer_recv(p, 2.0)
+                check(r is not None and r[0] == b"after", "after short/unbound: %r" % (r,))
+                check_eq(peer_recv(p, 0.3), None, "anything else")
+                check_eq(metric_wait(EBPF_C2P, 1), 1, "program counter (only 'after')")
+                # UDP checksum 0 from the client (RFC 768: none): relayed by the program
+                c.sock.setsockopt(socket.SOL_SOCKET, 11, 1)  # SO_NO_CHECK
+                for i in range(20):
+                    c.sendraw(tc.channel_data(0x4000, b"nocsum" + bytes([i]) * (i * 13), pad=False))
+                got = [peer_recv(p, 2.0) for _ in range(20)]
+                check(all(g is not None for g in got), "checksum-0 datagrams lost")
+                check([g[0] for g in got] == [b"nocsum" + bytes([i]) * (i * 13) for i in range(20)],
+                      "checksum-0 datagrams differ")
+                check_eq(metric_wait(EBPF_C2P, 21), 21, "program counter (checksum 0)")
+
+
+def c2p_stream(c, p, seconds):
+    """The client sends ChannelData every 50 ms for seconds; returns the
+    send times of what the peer received."""
+    sent_at, got = {}, []
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        sent_at[i] = time.monotonic()
+        c.sendraw(tc.channel_data(0x4000, struct.pack("!I", i) + b"y" * 101, pad=False))
+        i += 1
+        r = peer_recv(p, 0.05)
+        while r is not None:
+            got.append(sent_at[struct.unpack("!I", r[0][:4])[0]])
+            r = peer_recv(p, 0.001)
+    r = peer_recv(p, 0.5)
+    while r is not None:
+        got.append(sent_at[struct.unpack("!I", r[0][:4])[0]])
+        r = peer_recv(p, 0.2)
+    return got
+
+
+@tap.case("client -> peer: a lapsed permission or channel stops the fast path within one second")
+def t_c2p_expiry():
+    check(os.geteuid() == 0, "needs root")
+    for opt in ("--permission-lifetime=2", "--channel-lifetime=2"):
+        with server(["--ebpf-offload", "--ebpf-interface=" + IF_S, opt]) as srv:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+                p.bind((PEER_IP, 0))
+                with bound_client(srv, p.getsockname()) as c:
+                    t0 = time.monotonic()  # the binding lapses at most 2 s later (whole seconds)
+                    got = c2p_stream(c, p, 5.0)
+                    check(got, "%s: nothing relayed before expiry" % opt)
+                    late = [t - t0 for t in got if t - t0 > 3.0]
+                    check(not late, "%s: relayed %d datagrams sent %.2f s after the bind"
+                          % (opt, len(late), max(late or [0])))
+                    check(metrics().get(EBPF_C2P, 0) > 0, "%s: fast path unused" % opt)
+
+
+@tap.case("client -> peer: a peer whose ChannelBind was refused gets nothing")
+def t_c2p_refused():
+    check(os.geteuid() == 0, "needs root")
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S, "--denied-peer-ip=" + STRANGER_IP]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            p.bind((PEER_IP, 0))
+            stranger.bind((STRANGER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                check(not c.channel_bind(0x4001, stranger.getsockname()).is_success(),
+                      "ChannelBind to a denied peer succeeded")
+                for i in range(20):
+                    c.sendraw(tc.channel_data(0x4001, b"no" + bytes([i]), pad=False))
+                c.sendraw(tc.channel_data(0x4000, b"yes", pad=False))
+                r = peer_recv(p, 2.0)
+                check(r is not None and r[0] == b"yes", "bound peer's datagram: %r" % (r,))
+                check_eq(peer_recv(stranger, 0.5), None, "the denied peer received")
+                check_eq(metric_wait(EBPF_C2P, 1), 1, "program counter")
 
 
 @tap.case("without CAP_BPF / CAP_NET_ADMIN: one line logged, relaying goes on through sockets")
@@ -322,7 +475,7 @@ def t_no_capability():
                 check(relay_burst(c, p, c.relayed, data) == data, "relayed datagrams differ")
                 check_eq(metric_wait('turnstone_relayed_packets_total{direction="peer_to_client"}', 50), 50,
                          "relayed packets")
-                check_eq(metrics().get("turnstone_ebpf_relayed_packets_total", 0), 0, "program counter")
+                check_eq(metrics().get(EBPF_P2C, 0), 0, "program counter")
 
 
 def main():

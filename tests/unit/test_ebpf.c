@@ -27,6 +27,8 @@ static struct stun_addr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t 
 }
 
 /* A UDP allocation with channel 0x4001 bound to 192.0.2.9:7000 at t=100. */
+static const struct ebpf_limits nolim = { 0, 0, 0, 0, 0 };
+
 static struct turn_alloc *setup(struct turn_table *t)
 {
 	struct stun_addr client = v4(198, 51, 100, 7, 40000), server = v4(203, 0, 113, 1, 3478);
@@ -48,10 +50,13 @@ static void test_layout(void **state)
 	struct stun_addr bound = v4(10, 1, 2, 3, 50000);
 	struct ts_ebpf_key k;
 	struct ts_ebpf_val v;
+	struct ts_ebpf_ckey ck;
+	struct ts_ebpf_cval cv;
 
 	assert_int_equal(sizeof(struct ts_ebpf_key), 12);
-	assert_int_equal(sizeof(struct ts_ebpf_val), 32);
-	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, 0, &k, &v), 0);
+	assert_int_equal(sizeof(struct ts_ebpf_val), 56);
+	assert_int_equal(sizeof(struct ts_ebpf_cval), 56);
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, &nolim, &k, &v, &ck, &cv), 0);
 	/* network order, as on the wire: the bound address, not a->relay */
 	assert_int_equal(k.relay_ip, htonl(0x0a010203));
 	assert_int_equal(k.relay_port, htons(50000));
@@ -65,7 +70,95 @@ static void test_layout(void **state)
 	/* worker_now seconds -> CLOCK_MONOTONIC ns: live while now < expires */
 	assert_true(v.chan_expires_ns == 700 * EBPF_NS_PER_S);
 	assert_true(v.perm_expires_ns == 400 * EBPF_NS_PER_S);
+	/* client -> peer: (listening, client, channel) -> (bound, peer) */
+	assert_int_equal(sizeof(struct ts_ebpf_ckey), 16);
+	assert_int_equal(ck.listen_ip, htonl(0xcb007101));
+	assert_int_equal(ck.listen_port, htons(3478));
+	assert_int_equal(ck.client_ip, htonl(0xc6336407));
+	assert_int_equal(ck.client_port, htons(40000));
+	assert_int_equal(ck.channel, htons(0x4001)); /* as in the ChannelData header */
+	assert_int_equal(ck.pad, 0);
+	assert_int_equal(cv.relay_ip, htonl(0x0a010203));
+	assert_int_equal(cv.relay_port, htons(50000));
+	assert_int_equal(cv.peer_ip, htonl(0xc0000209));
+	assert_int_equal(cv.peer_port, htons(7000));
+	assert_true(cv.chan_expires_ns == 700 * EBPF_NS_PER_S);
+	assert_true(cv.perm_expires_ns == 400 * EBPF_NS_PER_S);
+	assert_int_equal(v.bucket, 0);
+	assert_int_equal(cv.bucket, 0);
+	{ /* the key of a channel that is being removed: the same */
+		struct ts_ebpf_ckey ck2;
+
+		memset(&ck2, 0xff, sizeof(ck2));
+		ebpf_entry_ckey(a, &a->chans[0], &ck2);
+		assert_memory_equal(&ck, &ck2, sizeof(ck));
+	}
 	turn_table_destroy(&t, NULL);
+}
+
+/* With max-bps and bps-capacity the slots and rates go into both entries. */
+static void test_limits(void **state)
+{
+	struct turn_table t;
+	struct turn_alloc *a = setup(&t);
+	struct stun_addr bound = v4(10, 1, 2, 3, 50000);
+	struct ebpf_limits l = { 1, 300, 2, 125000, 1000000 };
+	struct ts_ebpf_key k;
+	struct ts_ebpf_val v;
+	struct ts_ebpf_ckey ck;
+	struct ts_ebpf_cval cv;
+
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, &l, &k, &v, &ck, &cv), 0);
+	assert_int_equal(v.bucket, 300);
+	assert_int_equal(cv.bucket, 300);
+	assert_int_equal(v.cap_bucket, 2);
+	assert_int_equal(cv.cap_bucket, 2);
+	assert_true(v.rate == 125000 && cv.rate == 125000);
+	assert_true(v.cap_rate == 1000000 && cv.cap_rate == 1000000);
+	l.cap_rate = 0; /* max-bps only: no capacity slot needed */
+	l.cap_bucket = 0;
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, &l, &k, &v, &ck, &cv), 0);
+	assert_int_equal(v.cap_bucket, 0);
+	turn_table_destroy(&t, NULL);
+}
+
+/* The shared bucket (relay_map.h): the token bucket of turn_limit.c. */
+static void test_bucket(void **state)
+{
+	const uint64_t s = TS_EBPF_NS, rate = 1000; /* bytes/s, burst 1000 bytes */
+	uint64_t tat = 0, now = 50 * s, passed = 0;
+	int i;
+
+	/* full: one second's worth passes at once, plus one datagram of debt */
+	for (i = 0; i < 100; i++)
+		if (ts_bucket_ok(tat, now)) {
+			ts_bucket_take(&tat, now, 100, rate);
+			passed += 100;
+		}
+	assert_int_equal(passed, 1100);
+	assert_false(ts_bucket_ok(tat, now));
+	assert_false(ts_bucket_ok(tat, now + s / 10 - 1)); /* 100 bytes of debt: 0.1 s */
+	assert_true(ts_bucket_ok(tat, now + s / 10));
+	/* over 10 s at most rate * 10 + burst + one datagram */
+	passed = 0;
+	for (i = 0; i < 10000; i++) {
+		uint64_t t2 = now + (uint64_t)i * s / 1000;
+
+		if (ts_bucket_ok(tat, t2)) {
+			ts_bucket_take(&tat, t2, 100, rate);
+			passed += 100;
+		}
+	}
+	assert_true(passed <= 10 * rate + 100);
+	assert_true(passed >= 10 * rate - 200);
+	/* idle: refills to the burst, not beyond */
+	now += 100 * s;
+	passed = 0;
+	while (ts_bucket_ok(tat, now)) {
+		ts_bucket_take(&tat, now, 100, rate);
+		passed += 100;
+	}
+	assert_int_equal(passed, 1100);
 }
 
 /* A refresh (CreatePermission or ChannelBind again) moves the times on. */
@@ -76,9 +169,11 @@ static void test_refresh(void **state)
 	struct stun_addr peer = v4(192, 0, 2, 9, 1), bound = v4(10, 1, 2, 3, 50000);
 	struct ts_ebpf_key k;
 	struct ts_ebpf_val v;
+	struct ts_ebpf_ckey ck;
+	struct ts_ebpf_cval cv;
 
 	assert_int_equal(turn_alloc_perm_add(a, &peer, 250, 300), 0); /* same IP, other port */
-	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 250, 0, &k, &v), 0);
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 250, &nolim, &k, &v, &ck, &cv), 0);
 	assert_true(v.perm_expires_ns == 550 * EBPF_NS_PER_S);
 	assert_true(v.chan_expires_ns == 700 * EBPF_NS_PER_S);
 	turn_table_destroy(&t, NULL);
@@ -93,19 +188,29 @@ static void test_refused(void **state)
 	struct stun_addr bound = v4(10, 1, 2, 3, 50000), b6;
 	struct ts_ebpf_key k;
 	struct ts_ebpf_val v;
+	struct ts_ebpf_ckey ck;
+	struct ts_ebpf_cval cv;
 
-	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 399, 0, &k, &v), 0);
-	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 400, 0, &k, &v), -1); /* permission gone */
-	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, 1000, &k, &v), -1); /* max-bps */
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 399, &nolim, &k, &v, &ck, &cv), 0);
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 400, &nolim, &k, &v, &ck, &cv), -1); /* permission gone */
+	{ /* a bandwidth limit without its bucket slot */
+		struct ebpf_limits l = { 1, 0, 0, 1000, 0 };
+
+		assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, &l, &k, &v, &ck, &cv), -1);
+		l.rate = 0;
+		l.cap_rate = 5000;
+		l.bucket = 7;
+		assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, &l, &k, &v, &ck, &cv), -1);
+	}
 	memset(&b6, 0, sizeof(b6));
 	b6.family = STUN_AF_IPV6;
 	memcpy(b6.ip, ip6, 16);
-	assert_int_equal(ebpf_entry_make(a, &b6, &a->chans[0], 100, 0, &k, &v), -1);
+	assert_int_equal(ebpf_entry_make(a, &b6, &a->chans[0], 100, &nolim, &k, &v, &ck, &cv), -1);
 	a->transport = TURN_TRANSPORT_TCP;
-	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, 0, &k, &v), -1);
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, &nolim, &k, &v, &ck, &cv), -1);
 	a->transport = TURN_TRANSPORT_UDP;
 	a->chans[0].expires = 100; /* channel past its lifetime */
-	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, 0, &k, &v), -1);
+	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, &nolim, &k, &v, &ck, &cv), -1);
 	a->nperms = 0;
 	assert_true(ebpf_entry_perm_expiry_ns(a, &a->chans[0]) == 0);
 	turn_table_destroy(&t, NULL);
@@ -117,6 +222,8 @@ int main(void)
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_refresh),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_bucket),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,11 +33,11 @@ struct attached {
 
 static struct {
 	struct ts_relay *skel;
-	int chan_fd, count_fd;
+	int chan_fd, c2p_fd, count_fd;
 	int ncpus;
 	size_t n;
 	struct attached at[CONFIG_MAX_LISTEN];
-} g = { .chan_fd = -1, .count_fd = -1 };
+} g = { .chan_fd = -1, .c2p_fd = -1, .count_fd = -1 };
 
 /* libbpf's own messages go to debug level: the warning is our one line. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -72,7 +72,7 @@ static void forwarding_check(const char *ifname)
 
 static int attach_one(const char *ifname, struct attached *at, char *why, size_t whylen)
 {
-	int prog = bpf_program__fd(g.skel->progs.ts_peer_to_client);
+	int prog = bpf_program__fd(g.skel->progs.ts_relay);
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
 	int r;
 
@@ -148,6 +148,7 @@ void ebpf_offload_start(const struct config *cfg)
 		g.n++;
 	}
 	g.chan_fd = bpf_map__fd(g.skel->maps.ts_chan);
+	g.c2p_fd = bpf_map__fd(g.skel->maps.ts_c2p);
 	g.count_fd = bpf_map__fd(g.skel->maps.ts_count);
 	log_info("ebpf-offload: fast path for UDP channels on %zu interface%s", g.n, g.n == 1 ? "" : "s");
 }
@@ -159,7 +160,7 @@ void ebpf_offload_stop(void)
 	if (g.skel != NULL)
 		ts_relay__destroy(g.skel);
 	g.skel = NULL;
-	g.chan_fd = g.count_fd = -1;
+	g.chan_fd = g.c2p_fd = g.count_fd = -1;
 }
 
 int ebpf_offload_on(void)
@@ -185,29 +186,53 @@ static int bound_addr(const struct turn_alloc *a, struct stun_addr *out)
 	return 0;
 }
 
-/* Sums c's per-CPU counters and adds what is new to w's and a's totals. */
+/* Sums c's per-CPU counters and adds what is new to w's and a's totals:
+ * relayed packets and bytes per direction, and the datagrams the program
+ * dropped over max-bps / bps-capacity to the refuse counters. */
 static void sync_counters(struct worker *w, struct turn_alloc *a, struct turn_chan *c,
 			  const struct ts_ebpf_key *k)
 {
-	struct ts_ebpf_count per[g.ncpus];
-	uint64_t p = 0, b = 0;
-	int i;
+	struct ts_ebpf_count per[g.ncpus], sum;
+	uint64_t dp, db;
+	int i, d;
 
 	if (bpf_map_lookup_elem(g.count_fd, k, per) < 0)
 		return;
-	for (i = 0; i < g.ncpus; i++) {
-		p += per[i].packets;
-		b += per[i].bytes;
+	memset(&sum, 0, sizeof(sum));
+	for (i = 0; i < g.ncpus; i++)
+		for (d = 0; d < 2; d++) {
+			sum.d[d].packets += per[i].d[d].packets;
+			sum.d[d].bytes += per[i].d[d].bytes;
+			sum.d[d].drop_bps += per[i].d[d].drop_bps;
+			sum.d[d].drop_cap += per[i].d[d].drop_cap;
+		}
+	for (d = 0; d < 2; d++) {
+		uint64_t *seen = c->ebpf_seen[d];
+		const struct ts_ebpf_dir *now = &sum.d[d];
+
+		if (now->packets > seen[0]) {
+			dp = now->packets - seen[0];
+			db = now->bytes - seen[1];
+			STAT_ADD(w->stats.packets[d], dp);
+			STAT_ADD(w->stats.bytes[d], db);
+			STAT_ADD(w->stats.ebpf_packets[d], dp);
+			if (d == TS_EBPF_TO_CLIENT) {
+				a->packets_to_client += dp;
+				a->bytes_to_client += db;
+			} else {
+				a->packets_to_peer += dp;
+				a->bytes_to_peer += db;
+			}
+		}
+		if (now->drop_bps > seen[2])
+			STAT_ADD(w->stats.refused[STATS_REFUSE_BPS], now->drop_bps - seen[2]);
+		if (now->drop_cap > seen[3])
+			STAT_ADD(w->stats.refused[STATS_REFUSE_BPS_CAPACITY], now->drop_cap - seen[3]);
+		seen[0] = now->packets;
+		seen[1] = now->bytes;
+		seen[2] = now->drop_bps;
+		seen[3] = now->drop_cap;
 	}
-	if (p <= c->ebpf_packets)
-		return;
-	STAT_ADD(w->stats.packets[STATS_TO_CLIENT], p - c->ebpf_packets);
-	STAT_ADD(w->stats.bytes[STATS_TO_CLIENT], b - c->ebpf_bytes);
-	STAT_ADD(w->stats.ebpf_packets, p - c->ebpf_packets);
-	a->packets_to_client += p - c->ebpf_packets;
-	a->bytes_to_client += b - c->ebpf_bytes;
-	c->ebpf_packets = p;
-	c->ebpf_bytes = b;
 }
 
 /* The key c was installed under. */
@@ -227,43 +252,64 @@ static int key_of(const struct turn_alloc *a, const struct turn_chan *c, struct 
 
 void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan *c)
 {
+	struct ts_ebpf_ckey ck;
 	struct ts_ebpf_key k;
 
 	if (!c->ebpf || !ebpf_offload_on())
 		return;
 	c->ebpf = 0;
+	ebpf_entry_ckey(a, c, &ck);
+	bpf_map_delete_elem(g.c2p_fd, &ck);
 	if (key_of(a, c, &k) < 0)
 		return;
-	/* Entry first, so nothing is counted after the last read. */
+	/* Entries first, so nothing is counted after the last read. */
 	bpf_map_delete_elem(g.chan_fd, &k);
 	sync_counters(w, a, c, &k);
 	bpf_map_delete_elem(g.count_fd, &k);
+}
+
+/* The buckets the program must charge for a (docs/ebpf.md). */
+static void limits_of(struct worker *w, struct turn_alloc *a, struct ebpf_limits *lim)
+{
+	(void)a;
+	memset(lim, 0, sizeof(*lim));
+	lim->bps_on = w->bps_on;
+	lim->rate = (uint64_t)w->srv->cfg->max_bps;
+	lim->cap_rate = w->cap_rate;
 }
 
 void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_chan *c)
 {
 	struct ts_ebpf_count zero[g.ncpus > 0 ? g.ncpus : 1];
 	struct stun_addr bound;
+	struct ebpf_limits lim;
 	struct ts_ebpf_key k;
 	struct ts_ebpf_val v;
+	struct ts_ebpf_ckey ck;
+	struct ts_ebpf_cval cv;
 
 	if (!ebpf_offload_on() || c == NULL)
 		return;
-	if (bound_addr(a, &bound) < 0 || ebpf_entry_make(a, &bound, c, worker_now(), w->bps_on, &k, &v) < 0) {
+	limits_of(w, a, &lim);
+	if (bound_addr(a, &bound) < 0 || ebpf_entry_make(a, &bound, c, worker_now(), &lim, &k, &v, &ck, &cv) < 0) {
 		ebpf_channel_clear(w, a, c);
 		return;
 	}
 	if (!c->ebpf) {
 		memset(zero, 0, sizeof(zero));
-		c->ebpf_packets = c->ebpf_bytes = 0;
+		memset(&c->ebpf_seen, 0, sizeof(c->ebpf_seen));
 		if (bpf_map_update_elem(g.count_fd, &k, zero, BPF_ANY) < 0)
 			return;
 	}
-	if (bpf_map_update_elem(g.chan_fd, &k, &v, BPF_ANY) < 0) {
+	if (bpf_map_update_elem(g.chan_fd, &k, &v, BPF_ANY) < 0 || bpf_map_update_elem(g.c2p_fd, &ck, &cv, BPF_ANY) < 0) {
 		if (worker_log_ok(w))
 			log_warn("ebpf-offload: channel map update");
-		if (!c->ebpf)
-			bpf_map_delete_elem(g.count_fd, &k);
+		bpf_map_delete_elem(g.chan_fd, &k);
+		bpf_map_delete_elem(g.c2p_fd, &ck);
+		if (c->ebpf)
+			sync_counters(w, a, c, &k);
+		bpf_map_delete_elem(g.count_fd, &k);
+		c->ebpf = 0;
 		return;
 	}
 	c->ebpf = 1;

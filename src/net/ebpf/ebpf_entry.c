@@ -27,12 +27,27 @@ uint64_t ebpf_entry_perm_expiry_ns(const struct turn_alloc *a, const struct turn
 	return 0;
 }
 
+void ebpf_entry_ckey(const struct turn_alloc *a, const struct turn_chan *c, struct ts_ebpf_ckey *ckey)
+{
+	memset(ckey, 0, sizeof(*ckey));
+	ckey->listen_ip = ip4(&a->server);
+	ckey->listen_port = port_be(a->server.port);
+	ckey->client_ip = ip4(&a->client);
+	ckey->client_port = port_be(a->client.port);
+	ckey->channel = port_be(c->number);
+}
+
 int ebpf_entry_make(const struct turn_alloc *a, const struct stun_addr *bound, const struct turn_chan *c,
-		    uint64_t now, int bps_limited, struct ts_ebpf_key *key, struct ts_ebpf_val *val)
+		    uint64_t now, const struct ebpf_limits *lim, struct ts_ebpf_key *key, struct ts_ebpf_val *val,
+		    struct ts_ebpf_ckey *ckey, struct ts_ebpf_cval *cval)
 {
 	uint64_t perm;
 
-	if (a->transport != TURN_TRANSPORT_UDP || bps_limited)
+	if (a->transport != TURN_TRANSPORT_UDP)
+		return -1;
+	/* Every limit in force needs its bucket in the map (shared with the
+	 * socket path), or the program could relay past it. */
+	if (lim->bps_on && ((lim->rate > 0 && lim->bucket == 0) || (lim->cap_rate > 0 && lim->cap_bucket == 0)))
 		return -1;
 	if (a->client.family != STUN_AF_IPV4 || a->server.family != STUN_AF_IPV4 ||
 	    bound->family != STUN_AF_IPV4 || c->peer.family != STUN_AF_IPV4)
@@ -42,6 +57,7 @@ int ebpf_entry_make(const struct turn_alloc *a, const struct stun_addr *bound, c
 		return -1;
 	memset(key, 0, sizeof(*key));
 	memset(val, 0, sizeof(*val));
+	memset(cval, 0, sizeof(*cval));
 	key->relay_ip = ip4(bound);
 	key->relay_port = port_be(bound->port);
 	key->peer_ip = ip4(&c->peer);
@@ -53,5 +69,18 @@ int ebpf_entry_make(const struct turn_alloc *a, const struct stun_addr *bound, c
 	val->channel = c->number;
 	val->perm_expires_ns = perm;
 	val->chan_expires_ns = c->expires * EBPF_NS_PER_S;
+	ebpf_entry_ckey(a, c, ckey);
+	cval->relay_ip = key->relay_ip;
+	cval->relay_port = key->relay_port;
+	cval->peer_ip = key->peer_ip;
+	cval->peer_port = key->peer_port;
+	cval->perm_expires_ns = val->perm_expires_ns;
+	cval->chan_expires_ns = val->chan_expires_ns;
+	if (lim->bps_on) {
+		val->bucket = cval->bucket = lim->rate > 0 ? lim->bucket : 0;
+		val->rate = cval->rate = lim->rate;
+		val->cap_bucket = cval->cap_bucket = lim->cap_rate > 0 ? lim->cap_bucket : 0;
+		val->cap_rate = cval->cap_rate = lim->cap_rate;
+	}
 	return 0;
 }

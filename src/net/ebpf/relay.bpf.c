@@ -1,14 +1,20 @@
 /* relay.bpf.c -- tc (clsact ingress) fast path for bound UDP channels,
- * peer -> client direction (issue 14, docs/ebpf.md).
+ * both directions (issue 14, docs/ebpf.md).
  *
- * A peer datagram to a relayed address whose (relay, peer) pair has a live
- * entry in ts_chan (channel bound, permission live by the program's own
- * clock) becomes ChannelData to the client: 4-byte header prepended, source
- * = the listening address, destination = the client, UDP checksum updated,
- * then bpf_redirect out of the interface the FIB names. Everything else --
- * IPv6, IP options, fragments, a map miss, a lapsed permission or channel,
- * a datagram too big for the route, a failed FIB lookup -- returns TC_ACT_OK
- * untouched, so the normal socket path relays it exactly as without us.
+ * Peer -> client: a peer datagram to a relayed address whose (relay, peer)
+ * pair has a live entry in ts_chan (channel bound, permission live by the
+ * program's own clock) becomes ChannelData to the client: 4-byte header
+ * prepended, source = the listening address, destination = the client.
+ * Client -> peer: ChannelData to a listening address whose (listening
+ * address, client, channel) has a live entry in ts_c2p, with no padding,
+ * loses its 4-byte header and goes from the relayed address to the peer.
+ * Checksums are updated, max-bps / bps-capacity charged (ts_bucket, shared
+ * with the socket path), then bpf_redirect out of the interface the FIB
+ * names. Everything else -- IPv6, IP options, fragments, GSO, a map miss, a
+ * lapsed permission or channel, a datagram too big for the route, a failed
+ * FIB lookup -- returns TC_ACT_OK untouched, so the normal socket path
+ * relays it exactly as without us. Over a bandwidth limit the datagram is
+ * dropped and counted, as the socket path would drop it.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -39,100 +45,154 @@ struct {
 	__type(value, struct ts_ebpf_count);
 } ts_count SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TS_EBPF_MAX_CHANNELS);
+	__type(key, struct ts_ebpf_ckey);
+	__type(value, struct ts_ebpf_cval);
+} ts_c2p SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TS_EBPF_BUCKETS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ts_ebpf_bucket);
+} ts_bucket SEC(".maps");
+
 #define L3 ((int)sizeof(struct ethhdr))
 #define L4 (L3 + (int)sizeof(struct iphdr))
 #define UDP_CSUM (L4 + (int)__builtin_offsetof(struct udphdr, check))
 #define IP_CSUM (L3 + (int)__builtin_offsetof(struct iphdr, check))
+#define IP_SADDR (L3 + (int)__builtin_offsetof(struct iphdr, saddr))
+#define IP_DADDR (L3 + (int)__builtin_offsetof(struct iphdr, daddr))
+#define IP_TOTLEN (L3 + (int)__builtin_offsetof(struct iphdr, tot_len))
 #define CHAN_HDR 4
 
-SEC("tc")
-int ts_peer_to_client(struct __sk_buff *skb)
+/* What both directions need to know of one packet. */
+struct pkt {
+	__u32 saddr, daddr;
+	__u16 sport, dport, ulen, tot, check, udp_len_be;
+};
+
+static __always_inline __u16 fold(__u64 s)
 {
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = data + L3;
-	struct udphdr *udp = data + L4;
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* 1 when a nonzero UDP checksum is only the pseudo-header sum
+ * (CHECKSUM_PARTIAL: a local sender over veth/tap; the stack would finish
+ * it at the old offset). A complete checksum equal to that sum by chance
+ * just goes the slow way too. */
+static __always_inline int csum_partial_like(const struct pkt *p)
+{
+	struct { __u32 s, d; __u8 z, proto; __u16 len; } ph = {
+		.s = p->saddr, .d = p->daddr, .proto = IPPROTO_UDP, .len = p->udp_len_be };
+	__s64 sum = bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+
+	return sum < 0 || fold((__u32)sum) == p->check;
+}
+
+/* Route toward dst from src; 0 and fib filled in, or -1 (slow path). The
+ * kernel answers only where forwarding is on for the interface
+ * (BPF_FIB_LKUP_RET_FWD_DISABLED otherwise: then everything goes the slow
+ * way; ebpf.c warns at start). tot_len: the new IP length (MTU check). */
+static __always_inline int route(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __u32 src, __u32 dst,
+				 __u16 sport, __u16 dport, __u16 tot_len)
+{
+	fib->family = AF_INET;
+	fib->l4_protocol = IPPROTO_UDP;
+	fib->tot_len = tot_len;
+	fib->ipv4_src = src;
+	fib->ipv4_dst = dst;
+	fib->sport = sport;
+	fib->dport = dport;
+	fib->ifindex = skb->ingress_ifindex;
+	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS ? 0 : -1;
+}
+
+/* max-bps then bps-capacity for len bytes in direction dir: 0 to pass
+ * (both charged), else the datagram is dropped and counted in c. A slot
+ * that does not exist (cannot happen: the array is fixed) passes. */
+static __always_inline int over_limit(__u32 slot, __u64 rate, __u32 cap_slot, __u64 cap_rate, int dir, __u64 len,
+				      __u64 now, struct ts_ebpf_dir *c)
+{
+	struct ts_ebpf_bucket *b = NULL, *cb = NULL;
+
+	if (slot != 0 && rate != 0 && (b = bpf_map_lookup_elem(&ts_bucket, &slot)) != NULL &&
+	    !ts_bucket_ok(b->tat[dir & 1], now)) {
+		__sync_fetch_and_add(&c->drop_bps, 1);
+		return 1;
+	}
+	if (cap_slot != 0 && cap_rate != 0 && (cb = bpf_map_lookup_elem(&ts_bucket, &cap_slot)) != NULL &&
+	    !ts_bucket_ok(cb->tat[dir & 1], now)) {
+		__sync_fetch_and_add(&c->drop_cap, 1);
+		return 1;
+	}
+	if (b != NULL)
+		ts_bucket_take(&b->tat[dir & 1], now, len, rate);
+	if (cb != NULL)
+		ts_bucket_take(&cb->tat[dir & 1], now, len, cap_rate);
+	return 0;
+}
+
+static __always_inline int set_macs(struct __sk_buff *skb, const struct bpf_fib_lookup *fib)
+{
+	return bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
+	       bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0 ? -1 : 0;
+}
+
+/* IP header: new source, destination and total length (big endian). */
+static __always_inline int set_ip(struct __sk_buff *skb, const struct pkt *p, __u32 src, __u32 dst, __u16 tot_new)
+{
+	__u16 tot_old = bpf_htons(p->tot);
+
+	return bpf_l3_csum_replace(skb, IP_CSUM, p->saddr, src, 4) < 0 ||
+	       bpf_l3_csum_replace(skb, IP_CSUM, p->daddr, dst, 4) < 0 ||
+	       bpf_l3_csum_replace(skb, IP_CSUM, tot_old, tot_new, 2) < 0 ||
+	       bpf_skb_store_bytes(skb, IP_SADDR, &src, 4, 0) < 0 ||
+	       bpf_skb_store_bytes(skb, IP_DADDR, &dst, 4, 0) < 0 ||
+	       bpf_skb_store_bytes(skb, IP_TOTLEN, &tot_new, 2, 0) < 0 ? -1 : 0;
+}
+
+/* A peer datagram to a relayed address: ChannelData to the client. */
+static __always_inline int peer_to_client(struct __sk_buff *skb, const struct pkt *p, struct ts_ebpf_val *v,
+					  struct ts_ebpf_key *k)
+{
 	struct bpf_fib_lookup fib = {};
-	struct ts_ebpf_key k = {};
-	struct ts_ebpf_val *v;
 	struct ts_ebpf_count *c;
-	__u16 ulen, plen, tot, tot_old, tot_new, old_len, new_len;
-	__u32 old_ports, new_ports, hdr, saddr, daddr;
+	__u16 plen = p->ulen - sizeof(struct udphdr), tot_new, new_len;
+	__u32 old_ports, new_ports, hdr;
 	struct udphdr nu;
 	int udp_csum;
 	__u64 now;
 
-	if ((void *)(udp + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
-	if (ip->ihl != 5 || ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3fff)) != 0)
-		return TC_ACT_OK;
-	tot = bpf_ntohs(ip->tot_len);
-	ulen = bpf_ntohs(udp->len);
-	if (ulen < sizeof(*udp) || tot != ulen + sizeof(*ip) || tot > 65535 - CHAN_HDR)
-		return TC_ACT_OK;
-	k.relay_ip = ip->daddr;
-	k.relay_port = udp->dest;
-	k.peer_ip = ip->saddr;
-	k.peer_port = udp->source;
-	v = bpf_map_lookup_elem(&ts_chan, &k);
-	if (v == NULL)
-		return TC_ACT_OK;
 	now = bpf_ktime_get_ns();
 	if (now >= v->perm_expires_ns || now >= v->chan_expires_ns)
 		return TC_ACT_OK; /* lapsed: the socket path drops it, as it would */
-	c = bpf_map_lookup_elem(&ts_count, &k);
-	if (c == NULL)
+	if ((c = bpf_map_lookup_elem(&ts_count, k)) == NULL)
 		return TC_ACT_OK;
-	plen = ulen - sizeof(*udp);
-
 	/* Route to the client first: a miss or a datagram over the MTU goes
 	 * the slow way (which may fragment) before anything is changed. */
-	fib.family = AF_INET;
-	fib.l4_protocol = IPPROTO_UDP;
-	fib.tot_len = tot + CHAN_HDR;
-	fib.ipv4_src = v->listen_ip;
-	fib.ipv4_dst = v->client_ip;
-	fib.sport = v->listen_port;
-	fib.dport = v->client_port;
-	/* The kernel answers only where forwarding is on for the interface
-	 * (BPF_FIB_LKUP_RET_FWD_DISABLED otherwise: then everything goes the
-	 * slow way; ebpf.c warns at start). */
-	fib.ifindex = skb->ingress_ifindex;
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	if (route(skb, &fib, v->listen_ip, v->client_ip, v->listen_port, v->client_port, p->tot + CHAN_HDR) < 0)
 		return TC_ACT_OK;
-
-	udp_csum = udp->check != 0;
-	/* CHECKSUM_PARTIAL (a local sender over veth/tap): the field holds
-	 * only the pseudo-header sum and the stack would finish it at the old
-	 * offset, so such a packet goes the slow way. A complete checksum
-	 * equal to that sum by chance just goes the slow way too. */
-	if (udp_csum) {
-		struct { __u32 s, d; __u8 z, proto; __u16 len; } ph = {
-			.s = ip->saddr, .d = ip->daddr, .proto = IPPROTO_UDP, .len = udp->len };
-		__s64 sum = bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
-		__u32 f;
-
-		if (sum < 0)
-			return TC_ACT_OK;
-		f = (__u32)sum;
-		f = (f & 0xffff) + (f >> 16);
-		f = (f & 0xffff) + (f >> 16);
-		if ((__u16)f == udp->check)
-			return TC_ACT_OK;
-	}
+	udp_csum = p->check != 0;
+	if (udp_csum && csum_partial_like(p))
+		return TC_ACT_OK;
+	if (over_limit(v->bucket, v->rate, v->cap_bucket, v->cap_rate, TS_EBPF_TO_CLIENT, plen, now,
+		       &c->d[TS_EBPF_TO_CLIENT]))
+		return TC_ACT_SHOT; /* as limits_bps_pass in turn_handle_peer */
 	nu.source = v->listen_port;
 	nu.dest = v->client_port;
-	nu.len = bpf_htons(ulen + CHAN_HDR);
-	nu.check = udp->check;
-	old_ports = ((__u32)udp->source) | ((__u32)udp->dest << 16);
+	nu.len = new_len = bpf_htons(p->ulen + CHAN_HDR);
+	nu.check = p->check;
+	old_ports = ((__u32)p->sport) | ((__u32)p->dport << 16);
 	new_ports = ((__u32)nu.source) | ((__u32)nu.dest << 16);
-	old_len = udp->len;
-	new_len = nu.len;
 	hdr = ((__u32)bpf_htons(v->channel)) | ((__u32)bpf_htons(plen) << 16);
-	tot_old = ip->tot_len;
-	tot_new = bpf_htons(tot + CHAN_HDR);
-	saddr = ip->saddr;
-	daddr = ip->daddr;
+	tot_new = bpf_htons(p->tot + CHAN_HDR);
 
 	/* 4 bytes after the IP header; if that fails nothing has changed. */
 	if (bpf_skb_adjust_room(skb, CHAN_HDR, BPF_ADJ_ROOM_NET, 0) < 0)
@@ -144,19 +204,14 @@ int ts_peer_to_client(struct __sk_buff *skb)
 	/* The UDP checksum covers both addresses and the length (pseudo
 	 * header), the ports, the length field and the 4 new bytes; the
 	 * payload moved by 4 bytes, so its 16-bit words sum the same. */
-	if (udp_csum && (bpf_l4_csum_replace(skb, UDP_CSUM, saddr, v->listen_ip, BPF_F_PSEUDO_HDR | 4) < 0 ||
-			 bpf_l4_csum_replace(skb, UDP_CSUM, daddr, v->client_ip, BPF_F_PSEUDO_HDR | 4) < 0 ||
-			 bpf_l4_csum_replace(skb, UDP_CSUM, old_len, new_len, BPF_F_PSEUDO_HDR | 2) < 0 ||
-			 bpf_l4_csum_replace(skb, UDP_CSUM, old_len, new_len, 2) < 0 ||
+	if (udp_csum && (bpf_l4_csum_replace(skb, UDP_CSUM, p->saddr, v->listen_ip, BPF_F_PSEUDO_HDR | 4) < 0 ||
+			 bpf_l4_csum_replace(skb, UDP_CSUM, p->daddr, v->client_ip, BPF_F_PSEUDO_HDR | 4) < 0 ||
+			 bpf_l4_csum_replace(skb, UDP_CSUM, p->udp_len_be, new_len, BPF_F_PSEUDO_HDR | 2) < 0 ||
+			 bpf_l4_csum_replace(skb, UDP_CSUM, p->udp_len_be, new_len, 2) < 0 ||
 			 bpf_l4_csum_replace(skb, UDP_CSUM, old_ports, new_ports, 4) < 0 ||
 			 bpf_l4_csum_replace(skb, UDP_CSUM, 0, hdr, 4) < 0))
 		return TC_ACT_SHOT;
-	if (bpf_l3_csum_replace(skb, IP_CSUM, saddr, v->listen_ip, 4) < 0 ||
-	    bpf_l3_csum_replace(skb, IP_CSUM, daddr, v->client_ip, 4) < 0 ||
-	    bpf_l3_csum_replace(skb, IP_CSUM, tot_old, tot_new, 2) < 0 ||
-	    bpf_skb_store_bytes(skb, L3 + (int)__builtin_offsetof(struct iphdr, saddr), &v->listen_ip, 4, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, L3 + (int)__builtin_offsetof(struct iphdr, daddr), &v->client_ip, 4, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, L3 + (int)__builtin_offsetof(struct iphdr, tot_len), &tot_new, 2, 0) < 0)
+	if (set_ip(skb, p, v->listen_ip, v->client_ip, tot_new) < 0)
 		return TC_ACT_SHOT;
 	if (udp_csum) { /* a computed 0 goes out as all ones (RFC 768) */
 		__u16 ck;
@@ -169,12 +224,136 @@ int ts_peer_to_client(struct __sk_buff *skb)
 	/* The checksum is ours now: a CHECKSUM_UNNECESSARY mark from the
 	 * peer's side no longer applies, so the receiver verifies it. */
 	bpf_csum_level(skb, BPF_CSUM_LEVEL_RESET);
-	if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0)
+	if (set_macs(skb, &fib) < 0)
 		return TC_ACT_SHOT;
-	__sync_fetch_and_add(&c->packets, 1);
-	__sync_fetch_and_add(&c->bytes, plen);
+	__sync_fetch_and_add(&c->d[TS_EBPF_TO_CLIENT].packets, 1);
+	__sync_fetch_and_add(&c->d[TS_EBPF_TO_CLIENT].bytes, plen);
 	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* Client ChannelData to a listening address: the payload to the peer. */
+static __always_inline int client_to_peer(struct __sk_buff *skb, const struct pkt *p, __u32 chdr)
+{
+	struct bpf_fib_lookup fib = {};
+	struct ts_ebpf_ckey ck = {};
+	struct ts_ebpf_key k = {};
+	struct ts_ebpf_cval *v;
+	struct ts_ebpf_count *c;
+	__u16 plen = p->ulen - sizeof(struct udphdr) - CHAN_HDR, new_len, tot_new, check;
+	struct { __u32 s, d, ports, lens, hdr; } ow, nw;
+	struct udphdr nu;
+	__s64 sum;
+	__u64 now;
+
+	/* No padding, nothing short: exactly 4 + length (else slow path). */
+	if (bpf_ntohs((__u16)(chdr >> 16)) != plen)
+		return TC_ACT_OK;
+	ck.listen_ip = p->daddr;
+	ck.client_ip = p->saddr;
+	ck.listen_port = p->dport;
+	ck.client_port = p->sport;
+	ck.channel = (__u16)chdr;
+	if ((v = bpf_map_lookup_elem(&ts_c2p, &ck)) == NULL)
+		return TC_ACT_OK;
+	now = bpf_ktime_get_ns();
+	if (now >= v->perm_expires_ns || now >= v->chan_expires_ns)
+		return TC_ACT_OK; /* lapsed: the socket path drops it, as it would */
+	k.relay_ip = v->relay_ip;
+	k.relay_port = v->relay_port;
+	k.peer_ip = v->peer_ip;
+	k.peer_port = v->peer_port;
+	if ((c = bpf_map_lookup_elem(&ts_count, &k)) == NULL)
+		return TC_ACT_OK;
+	if (route(skb, &fib, v->relay_ip, v->peer_ip, v->relay_port, v->peer_port, p->tot - CHAN_HDR) < 0)
+		return TC_ACT_OK;
+	if (p->check != 0 && csum_partial_like(p))
+		return TC_ACT_OK;
+	if (over_limit(v->bucket, v->rate, v->cap_bucket, v->cap_rate, TS_EBPF_TO_PEER, plen, now,
+		       &c->d[TS_EBPF_TO_PEER]))
+		return TC_ACT_SHOT; /* as limits_bps_pass in handle_channel_data */
+
+	new_len = bpf_htons(p->ulen - CHAN_HDR);
+	tot_new = bpf_htons(p->tot - CHAN_HDR);
+	check = 0;
+	/* A client checksum of 0 (none, RFC 768) stays none. Otherwise the
+	 * new one follows from the old by what changed: both addresses, the
+	 * ports, the length (pseudo header and field) and the 4 header bytes
+	 * that go; the payload moves by 4 bytes, so its words sum the same. */
+	if (p->check != 0) {
+		ow.s = p->saddr;
+		ow.d = p->daddr;
+		ow.ports = ((__u32)p->sport) | ((__u32)p->dport << 16);
+		ow.lens = ((__u32)p->udp_len_be) | ((__u32)p->udp_len_be << 16);
+		ow.hdr = chdr;
+		nw.s = v->relay_ip;
+		nw.d = v->peer_ip;
+		nw.ports = ((__u32)v->relay_port) | ((__u32)v->peer_port << 16);
+		nw.lens = ((__u32)new_len) | ((__u32)new_len << 16);
+		nw.hdr = 0;
+		sum = bpf_csum_diff((__be32 *)&ow, sizeof(ow), (__be32 *)&nw, sizeof(nw), (__u16)~p->check);
+		if (sum < 0)
+			return TC_ACT_OK;
+		check = ~fold((__u32)sum);
+		if (check == 0)
+			check = 0xffff; /* a computed 0 goes out as all ones */
+	}
+	nu.source = v->relay_port;
+	nu.dest = v->peer_port;
+	nu.len = new_len;
+	nu.check = check;
+	/* The new UDP header goes over the last 4 bytes of the old one and the
+	 * ChannelData header; then the 4 bytes after the IP header go, which
+	 * leaves it right in front of the payload. */
+	if (bpf_skb_store_bytes(skb, L4 + CHAN_HDR, &nu, sizeof(nu), 0) < 0)
+		return TC_ACT_SHOT;
+	if (bpf_skb_adjust_room(skb, -CHAN_HDR, BPF_ADJ_ROOM_NET, 0) < 0)
+		return TC_ACT_SHOT;
+	if (set_ip(skb, p, v->relay_ip, v->peer_ip, tot_new) < 0)
+		return TC_ACT_SHOT;
+	bpf_csum_level(skb, BPF_CSUM_LEVEL_RESET);
+	if (set_macs(skb, &fib) < 0)
+		return TC_ACT_SHOT;
+	__sync_fetch_and_add(&c->d[TS_EBPF_TO_PEER].packets, 1);
+	__sync_fetch_and_add(&c->d[TS_EBPF_TO_PEER].bytes, plen);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+SEC("tc")
+int ts_relay(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + L3;
+	struct udphdr *udp = data + L4;
+	struct ts_ebpf_key k = {};
+	struct ts_ebpf_val *v;
+	struct pkt p;
+	__u32 chdr;
+
+	if ((void *)(udp + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || skb->gso_segs > 1)
+		return TC_ACT_OK;
+	if (ip->ihl != 5 || ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3fff)) != 0)
+		return TC_ACT_OK;
+	p.tot = bpf_ntohs(ip->tot_len);
+	p.ulen = bpf_ntohs(udp->len);
+	if (p.ulen < sizeof(*udp) || p.tot != p.ulen + sizeof(*ip) || p.tot > 65535 - CHAN_HDR)
+		return TC_ACT_OK;
+	p.saddr = ip->saddr;
+	p.daddr = ip->daddr;
+	p.sport = udp->source;
+	p.dport = udp->dest;
+	p.check = udp->check;
+	p.udp_len_be = udp->len;
+	k.relay_ip = p.daddr;
+	k.relay_port = p.dport;
+	k.peer_ip = p.saddr;
+	k.peer_port = p.sport;
+	if ((v = bpf_map_lookup_elem(&ts_chan, &k)) != NULL)
+		return peer_to_client(skb, &p, v, &k);
+	if (p.ulen < sizeof(*udp) + CHAN_HDR || (void *)(udp + 1) + CHAN_HDR > end)
+		return TC_ACT_OK;
+	chdr = *(__u32 *)(udp + 1);
+	return client_to_peer(skb, &p, chdr);
 }
 
 char LICENSE[] SEC("license") = "GPL";
