@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "auth/auth_rest.h"
+#include "net/ebpf/ebpf.h"
+#include "net/ebpf/relay_map.h"
 
 int limits_init(struct server *srv, char *err, size_t errlen)
 {
@@ -165,24 +167,43 @@ void limits_relay_init(struct worker *w, struct relay *r)
 		w->now_ms = worker_now_ms();
 	for (d = 0; d < STATS_NDIR; d++)
 		turn_bucket_init(&r->bps[d], rate, w->now_ms);
+	/* ebpf-offload: one bucket for the program and this path (docs/ebpf.md) */
+	ebpf_relay_bucket_init(w, r);
+}
+
+/* A bucket in the kernel's array (ebpf-offload): same test and charge as
+ * turn_bucket_ok/take, on the program's clock. */
+static int kbucket_ok(const __u64 *tat, uint64_t now_ns)
+{
+	return ts_bucket_ok(__atomic_load_n(tat, __ATOMIC_RELAXED), now_ns);
 }
 
 int limits_bps_check(struct worker *w, struct relay *r, int dir, size_t len)
 {
 	uint64_t rate = (uint64_t)w->srv->cfg->max_bps;
+	/* With ebpf-offload the buckets live in the kernel's array, shared
+	 * with the program (NULL otherwise, or for a relay without a slot). */
+	__u64 *kb = rate > 0 ? ebpf_bucket_tat(r->ebpf_bucket, dir) : NULL;
+	__u64 *kc = w->cap_rate > 0 ? ebpf_bucket_tat(ebpf_cap_slot(w), dir) : NULL;
+	uint64_t now_ns = kb != NULL || kc != NULL ? ebpf_now_ns() : 0;
 
 	/* Burst: one second's worth. */
-	if (rate > 0 && !turn_bucket_ok(&r->bps[dir], rate, rate, w->now_ms)) {
+	if (rate > 0 && !(kb != NULL ? kbucket_ok(kb, now_ns) : turn_bucket_ok(&r->bps[dir], rate, rate, w->now_ms))) {
 		STAT_INC(w->stats.refused[STATS_REFUSE_BPS]);
 		return 0;
 	}
-	if (w->cap_rate > 0 && !turn_bucket_ok(&w->cap[dir], w->cap_rate, w->cap_rate, w->now_ms)) {
+	if (w->cap_rate > 0 &&
+	    !(kc != NULL ? kbucket_ok(kc, now_ns) : turn_bucket_ok(&w->cap[dir], w->cap_rate, w->cap_rate, w->now_ms))) {
 		STAT_INC(w->stats.refused[STATS_REFUSE_BPS_CAPACITY]);
 		return 0;
 	}
-	if (rate > 0)
+	if (kb != NULL)
+		ts_bucket_take(kb, now_ns, len, rate);
+	else if (rate > 0)
 		turn_bucket_take(&r->bps[dir], len);
-	if (w->cap_rate > 0)
+	if (kc != NULL)
+		ts_bucket_take(kc, now_ns, len, w->cap_rate);
+	else if (w->cap_rate > 0)
 		turn_bucket_take(&w->cap[dir], len);
 	return 1;
 }

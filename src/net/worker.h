@@ -102,6 +102,8 @@ struct relay {
 	struct worker *w;
 	/* limits (net/limits.h) */
 	struct turn_bucket bps[STATS_NDIR]; /* max-bps, per direction */
+	uint32_t ebpf_bucket;      /* ebpf-offload: its max-bps bucket slot in the kernel map,
+				      used instead of bps[] (net/ebpf/ebpf.h); 0: none */
 	uint8_t quota_held;        /* holds a user-quota/total-quota slot */
 	struct tcp_relay_alloc *tcp; /* TCP allocation (RFC 6062, net/tcp_relay.h): fd is then
 					its listening socket; NULL for UDP */

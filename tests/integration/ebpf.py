@@ -16,6 +16,10 @@ and the peer in the other ("client side"), and checks that
     padded / short / unbound ChannelData left to the socket path, UDP
     checksum 0 from the client, lapsed permission or channel, and a peer
     whose ChannelBind was refused;
+  - max-bps and bps-capacity hold in the program in each direction (bytes
+    relayed over a 2 s burst <= rate * t + burst + margin), the program's
+    drops reach turnstone_refused_total, and max-bps holds in total when
+    one allocation's datagrams take both paths (one shared bucket);
   - without the capabilities the server logs one line and relays as usual.
 
 Needs root (namespaces, CAP_BPF, CAP_NET_ADMIN): without it every case FAILS.
@@ -454,6 +458,74 @@ def t_c2p_refused():
                 check(r is not None and r[0] == b"yes", "bound peer's datagram: %r" % (r,))
                 check_eq(peer_recv(stranger, 0.5), None, "the denied peer received")
                 check_eq(metric_wait(EBPF_C2P, 1), 1, "program counter")
+
+
+# ---- bandwidth limits in the program -------------------------------------
+
+RATE = 100000  # bytes/s, max-bps or bps-capacity in these cases (burst: 1 s worth)
+
+
+def limited_run(opt, reason, direction, mixed):
+    """2 s of 1000-byte datagrams at ~10x RATE in direction; returns after
+    checking the bound, the program's part and the drop counters."""
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S, opt]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            p.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            with bound_client(srv, p.getsockname()) as c:
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                payload = b"z" * 1000
+                sent = got = 0
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < 2.0:
+                    for _ in range(10):
+                        if direction == "client_to_peer":
+                            # mixed: every other one padded (that one takes the socket path)
+                            c.sendraw(tc.channel_data(0x4000, payload[:999], pad=mixed and sent % 2 == 1))
+                        else:
+                            p.sendto(payload[:999], c.relayed)
+                        sent += 1
+                    time.sleep(0.01)
+                    while (peer_recv(p, 0.001) if direction == "client_to_peer" else c.recv_data(timeout=0.001)):
+                        got += 1
+                while (peer_recv(p, 0.3) if direction == "client_to_peer" else c.recv_data(timeout=0.3)):
+                    got += 1
+                nbytes = got * 999
+                tap.diag("%s %s: sent %d, relayed %d datagrams (%d bytes) in %.2f s"
+                         % (opt, direction, sent, got, nbytes, time.monotonic() - t0))
+                bound = RATE * 2.3 + RATE + 2 * 999  # rate * t + burst + one datagram, t with margin
+                check(nbytes <= bound, "relayed %d bytes > %d" % (nbytes, bound))
+                check(nbytes >= RATE * 1.5, "relayed only %d bytes: is anything relayed?" % nbytes)
+                ebpf = 'turnstone_ebpf_relayed_packets_total{direction="%s"}' % direction
+                name = 'turnstone_relayed_packets_total{direction="%s"}' % direction
+                check_eq(metric_wait(name, got), got, name)
+                n_ebpf = metric_wait(ebpf, got)
+                if mixed:
+                    check(0 < n_ebpf < got, "program relayed %d of %d (both paths should)" % (n_ebpf, got))
+                else:
+                    check_eq(n_ebpf, got, "relayed by the program")
+                drops = 'turnstone_refused_total{reason="%s"}' % reason
+                check_eq(metric_wait(drops, sent - got), sent - got, drops + " (datagrams not relayed)")
+
+
+@tap.case("max-bps holds in the program, each direction, drops counted")
+def t_max_bps():
+    check(os.geteuid() == 0, "needs root")
+    limited_run("--max-bps=%d" % RATE, "max_bps", "client_to_peer", False)
+    limited_run("--max-bps=%d" % RATE, "max_bps", "peer_to_client", False)
+
+
+@tap.case("max-bps holds in total across the program and the socket path")
+def t_max_bps_mixed():
+    check(os.geteuid() == 0, "needs root")
+    limited_run("--max-bps=%d" % RATE, "max_bps", "client_to_peer", True)
+
+
+@tap.case("bps-capacity holds in the program, drops counted")
+def t_bps_capacity():
+    check(os.geteuid() == 0, "needs root")
+    limited_run("--bps-capacity=%d" % RATE, "bps_capacity", "client_to_peer", False)
+    limited_run("--bps-capacity=%d" % RATE, "bps_capacity", "peer_to_client", False)
 
 
 @tap.case("without CAP_BPF / CAP_NET_ADMIN: one line logged, relaying goes on through sockets")

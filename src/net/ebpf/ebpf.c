@@ -3,15 +3,20 @@
 
 #include <errno.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+
+#include <stdlib.h>
 
 #include "log.h"
 #include "net/ebpf/ebpf_entry.h"
@@ -37,7 +42,14 @@ static struct {
 	int ncpus;
 	size_t n;
 	struct attached at[CONFIG_MAX_LISTEN];
-} g = { .chan_fd = -1, .c2p_fd = -1, .count_fd = -1 };
+	/* ts_bucket, mmapped; free max-bps slots as a stack (any worker) */
+	struct ts_ebpf_bucket *buckets;
+	pthread_mutex_t slot_lock;
+	uint32_t *free_slots;
+	size_t nfree;
+} g = { .chan_fd = -1, .c2p_fd = -1, .count_fd = -1, .slot_lock = PTHREAD_MUTEX_INITIALIZER };
+
+#define BUCKETS_BYTES ((size_t)TS_EBPF_BUCKETS * sizeof(struct ts_ebpf_bucket))
 
 /* libbpf's own messages go to debug level: the warning is our one line. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -147,6 +159,16 @@ void ebpf_offload_start(const struct config *cfg)
 		}
 		g.n++;
 	}
+	g.buckets = mmap(NULL, BUCKETS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(g.skel->maps.ts_bucket), 0);
+	if (g.buckets == MAP_FAILED || (g.free_slots = malloc(TS_EBPF_BUCKETS * sizeof(uint32_t))) == NULL) {
+		log_warn("ebpf-offload: cannot map the bucket array; running without the fast path");
+		if (g.buckets == MAP_FAILED)
+			g.buckets = NULL;
+		ebpf_offload_stop();
+		return;
+	}
+	for (g.nfree = 0; g.nfree < TS_EBPF_BUCKETS - 1 - TS_EBPF_CAP_SLOTS; g.nfree++)
+		g.free_slots[g.nfree] = TS_EBPF_BUCKETS - 1 - (uint32_t)g.nfree;
 	g.chan_fd = bpf_map__fd(g.skel->maps.ts_chan);
 	g.c2p_fd = bpf_map__fd(g.skel->maps.ts_c2p);
 	g.count_fd = bpf_map__fd(g.skel->maps.ts_count);
@@ -157,6 +179,12 @@ void ebpf_offload_stop(void)
 {
 	while (g.n > 0)
 		detach_one(&g.at[--g.n]);
+	if (g.buckets != NULL)
+		munmap(g.buckets, BUCKETS_BYTES);
+	g.buckets = NULL;
+	free(g.free_slots);
+	g.free_slots = NULL;
+	g.nfree = 0;
 	if (g.skel != NULL)
 		ts_relay__destroy(g.skel);
 	g.skel = NULL;
@@ -271,11 +299,60 @@ void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan
 /* The buckets the program must charge for a (docs/ebpf.md). */
 static void limits_of(struct worker *w, struct turn_alloc *a, struct ebpf_limits *lim)
 {
-	(void)a;
+	const struct relay *r = a->io;
+
 	memset(lim, 0, sizeof(*lim));
 	lim->bps_on = w->bps_on;
 	lim->rate = (uint64_t)w->srv->cfg->max_bps;
 	lim->cap_rate = w->cap_rate;
+	lim->bucket = r != NULL ? r->ebpf_bucket : 0;
+	lim->cap_bucket = ebpf_cap_slot(w);
+}
+
+void ebpf_relay_bucket_init(struct worker *w, struct relay *r)
+{
+	r->ebpf_bucket = 0;
+	if (!ebpf_offload_on() || w->srv->cfg->max_bps <= 0)
+		return;
+	pthread_mutex_lock(&g.slot_lock);
+	if (g.nfree > 0)
+		r->ebpf_bucket = g.free_slots[--g.nfree];
+	pthread_mutex_unlock(&g.slot_lock);
+	if (r->ebpf_bucket != 0) /* full, as turn_bucket_init */
+		memset(&g.buckets[r->ebpf_bucket], 0, sizeof(g.buckets[0]));
+}
+
+static void relay_bucket_free(struct relay *r)
+{
+	if (r == NULL || r->ebpf_bucket == 0)
+		return;
+	pthread_mutex_lock(&g.slot_lock);
+	if (g.free_slots != NULL)
+		g.free_slots[g.nfree++] = r->ebpf_bucket;
+	pthread_mutex_unlock(&g.slot_lock);
+	r->ebpf_bucket = 0;
+}
+
+__u64 *ebpf_bucket_tat(uint32_t slot, int dir)
+{
+	if (slot == 0 || slot >= TS_EBPF_BUCKETS || g.buckets == NULL)
+		return NULL;
+	return &g.buckets[slot].tat[dir & 1];
+}
+
+uint32_t ebpf_cap_slot(const struct worker *w)
+{
+	if (g.buckets == NULL || w->cap_rate == 0 || w->id < 0 || w->id >= TS_EBPF_CAP_SLOTS)
+		return 0;
+	return 1 + (uint32_t)w->id;
+}
+
+uint64_t ebpf_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_chan *c)
@@ -349,4 +426,5 @@ void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a)
 
 	for (i = 0; i < a->nchans; i++)
 		ebpf_channel_clear(w, a, &a->chans[i]);
+	relay_bucket_free(a->io); /* after the entries that named it */
 }

@@ -12,9 +12,11 @@
 
 #include "config.h"
 #include "log.h"
+#include "net/ebpf/relay_map.h"
 #include "turn/turn_alloc.h"
 
 struct worker;
+struct relay;
 
 #ifdef HAVE_EBPF
 /* Loads the program and attaches it to the ingress of every ebpf-interface
@@ -38,8 +40,25 @@ void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan
 /* Once a second per allocation (before turn_alloc_expire): counters into
  * the statistics, lapsed channels and permissions out of the map. */
 void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now);
-/* Every channel of a out of the map (the allocation ends). */
+/* Every channel of a out of the map and its bucket slot given back (the
+ * allocation ends). */
 void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a);
+
+/* Bandwidth buckets shared with the program (relay_map.h, docs/ebpf.md).
+ * With the offload on, max-bps of a relay and bps-capacity of a worker are
+ * kept in the kernel's ts_bucket array only, so that the socket path and
+ * the program draw on one bucket. */
+/* Gives r a max-bps bucket slot (full) when the offload is on and max-bps
+ * set; leaves r->ebpf_bucket 0 (the local bucket) otherwise or when the
+ * array is full. */
+void ebpf_relay_bucket_init(struct worker *w, struct relay *r);
+/* The bucket of slot in direction dir (STATS_TO_*), NULL for slot 0 or with
+ * the offload off. Any thread; the value is updated with ts_bucket_take. */
+__u64 *ebpf_bucket_tat(uint32_t slot, int dir);
+/* w's bps-capacity slot (1 + w->id), 0 when it has none. */
+uint32_t ebpf_cap_slot(const struct worker *w);
+/* CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns. */
+uint64_t ebpf_now_ns(void);
 #else
 static inline void ebpf_offload_start(const struct config *cfg)
 {
@@ -53,6 +72,10 @@ static inline void ebpf_perm_update(struct worker *w, struct turn_alloc *a, cons
 static inline void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan *c) {}
 static inline void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now) {}
 static inline void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a) {}
+static inline void ebpf_relay_bucket_init(struct worker *w, struct relay *r) {}
+static inline __u64 *ebpf_bucket_tat(uint32_t slot, int dir) { return NULL; }
+static inline uint32_t ebpf_cap_slot(const struct worker *w) { return 0; }
+static inline uint64_t ebpf_now_ns(void) { return 0; }
 #endif
 
 #endif
