@@ -139,7 +139,7 @@ static const struct opt opts[] = {
 	INT("tcp-relay-connect-timeout", tcp_relay_connect_timeout, 30, 300, "SECONDS",
 	    "how long a Connect to a peer may take before 447"),
 	/* in-kernel fast path for UDP channels (issue 14, docs/ebpf.md) */
-	BOOL("ebpf-offload", ebpf_offload, "relay bound UDP channels peer->client in a tc program (needs CAP_BPF)"),
+	BOOL("ebpf-offload", ebpf_offload, "relay bound UDP channels (IPv4, both directions) in a tc program (needs CAP_BPF)"),
 	{ "ebpf-interface", OPT_STR_LIST, F(ebpf_interface), F(n_ebpf_interface), 0, 0, check_nonempty, "IFNAME",
 	  "interface the tc program is attached to, repeatable (ebpf-offload needs one)" },
 	{ "redis-userdb", OPT_STR, F(redis_userdb), 0, 0, 0, NULL, "CONNINFO",

@@ -1,8 +1,9 @@
 /* ebpf.h -- the ebpf-offload fast path (issue 14, docs/ebpf.md): loads the
- * tc program (relay.bpf.c) and keeps its channel map in step with the
- * allocations of every worker.
+ * tc program (relay.bpf.c), keeps its channel maps (both directions) in step
+ * with the allocations of every worker, and holds the bandwidth buckets the
+ * program and the socket path share.
  *
- * The map is an optimisation only: the program checks the permission and
+ * The maps are an optimisation only: the program checks the permission and
  * channel expiry times itself, so a late update can never relay what the
  * socket path would not. Built only with --enable-ebpf (HAVE_EBPF); without
  * it every call below is an empty inline function.
