@@ -49,6 +49,9 @@ static struct {
 	size_t nfree;
 } g = { .chan_fd = -1, .c2p_fd = -1, .count_fd = -1, .slot_lock = PTHREAD_MUTEX_INITIALIZER };
 
+/* The program's direction indices are the statistics' (net/stats.h). */
+_Static_assert(TS_EBPF_TO_PEER == STATS_TO_PEER && TS_EBPF_TO_CLIENT == STATS_TO_CLIENT, "direction indices");
+
 #define BUCKETS_BYTES ((size_t)TS_EBPF_BUCKETS * sizeof(struct ts_ebpf_bucket))
 
 /* libbpf's own messages go to debug level: the warning is our one line. */
