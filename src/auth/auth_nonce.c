@@ -2,10 +2,10 @@
 #include "auth/auth_nonce.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <string.h>
+
+#include "stun/stun_hmac.h"
 
 int auth_nonce_init(struct auth_nonce *n, uint32_t lifetime)
 {
@@ -13,12 +13,13 @@ int auth_nonce_init(struct auth_nonce *n, uint32_t lifetime)
 	return RAND_bytes(n->secret, sizeof(n->secret)) == 1 ? 0 : -1;
 }
 
-static void nonce_mac(const struct auth_nonce *n, uint32_t t, const struct stun_addr *client,
-		      uint8_t mac[32])
+/* HMAC-SHA256 under the secret of t and the client's IP; the secret's keyed
+ * context is kept per thread (stun_hmac). Returns 0 or -1. */
+static int nonce_mac(const struct auth_nonce *n, uint32_t t, const struct stun_addr *client,
+		     uint8_t mac[32])
 {
 	uint8_t msg[4 + 1 + 16];
 	size_t iplen = client->family == STUN_AF_IPV6 ? 16 : 4;
-	unsigned int maclen = 32;
 
 	msg[0] = (uint8_t)(t >> 24);
 	msg[1] = (uint8_t)(t >> 16);
@@ -26,19 +27,23 @@ static void nonce_mac(const struct auth_nonce *n, uint32_t t, const struct stun_
 	msg[3] = (uint8_t)t;
 	msg[4] = client->family;
 	memcpy(msg + 5, client->ip, iplen);
-	HMAC(EVP_sha256(), n->secret, sizeof(n->secret), msg, 5 + iplen, mac, &maclen);
+	return stun_hmac(STUN_HMAC_SHA256, n->secret, sizeof(n->secret), msg, 5 + iplen, NULL, 0, mac, 32);
 }
 
 static const char hexdigits[] = "0123456789abcdef";
 
-void auth_nonce_make(const struct auth_nonce *n, uint64_t now, const struct stun_addr *client,
-		     char out[AUTH_NONCE_LEN + 1])
+/* The nonce text for t. Returns 0, or -1 when the MAC failed (out then
+ * holds a zero MAC). */
+static int nonce_text(const struct auth_nonce *n, uint32_t t, const struct stun_addr *client,
+		      char out[AUTH_NONCE_LEN + 1])
 {
-	uint32_t t = (uint32_t)now;
 	uint8_t mac[32];
-	int i;
+	int i, rc;
 
-	nonce_mac(n, t, client, mac);
+	/* On failure the MAC part is zeros: auth_nonce_check, which refuses
+	 * whenever its own MAC fails, accepts such a nonce with odds 2^-64. */
+	if ((rc = nonce_mac(n, t, client, mac)) != 0)
+		memset(mac, 0, sizeof(mac));
 	for (i = 0; i < 8; i++)
 		out[i] = hexdigits[(t >> (28 - 4 * i)) & 0xf];
 	for (i = 0; i < 8; i++) {
@@ -46,6 +51,13 @@ void auth_nonce_make(const struct auth_nonce *n, uint64_t now, const struct stun
 		out[9 + 2 * i] = hexdigits[mac[i] & 0xf];
 	}
 	out[AUTH_NONCE_LEN] = '\0';
+	return rc;
+}
+
+void auth_nonce_make(const struct auth_nonce *n, uint64_t now, const struct stun_addr *client,
+		     char out[AUTH_NONCE_LEN + 1])
+{
+	nonce_text(n, (uint32_t)now, client, out);
 }
 
 static int hexval(uint8_t c)
@@ -74,6 +86,7 @@ int auth_nonce_check(const struct auth_nonce *n, uint64_t now, const struct stun
 	/* A nonce from the future (clock stepped back) is refused as well. */
 	if ((uint64_t)t > now || now - t >= n->lifetime)
 		return -1;
-	auth_nonce_make(n, t, client, expect);
+	if (nonce_text(n, t, client, expect) != 0)
+		return -1;
 	return CRYPTO_memcmp(expect, nonce, AUTH_NONCE_LEN) == 0 ? 0 : -1;
 }
