@@ -1462,6 +1462,37 @@ static void load_vectors(void)
 }
 
 /* OpaqueString (RFC 8265 §4.2) as stun_prep.h implements it. */
+/* Printable ASCII (U+0020..U+007E) is FreeformClass and NFC-stable, so
+ * OpaqueString keeps such a string as it is (stun_opaque_string takes a
+ * shortcut for it); every other ASCII byte is a control and is refused. */
+static void test_opaque_string_ascii(void **state)
+{
+	char in[3], all[96], out[128];
+
+	(void)state;
+	for (int c = 1; c < 0x80; c++) {
+		in[0] = 'a';
+		in[1] = (char)c;
+		in[2] = '\0';
+		if (c >= 0x20 && c < 0x7f) {
+			assert_int_equal(stun_opaque_string(in, out, sizeof(out)), 2);
+			assert_memory_equal(out, in, 3);
+			assert_int_equal(stun_opaque_ok((const unsigned char *)in + 1, 1), 1);
+		} else {
+			assert_int_equal(stun_opaque_string(in, out, sizeof(out)), -1);
+			assert_int_equal(stun_opaque_ok((const unsigned char *)in + 1, 1), 0);
+		}
+	}
+	for (int c = 0x20; c < 0x7f; c++)
+		all[c - 0x20] = (char)c;
+	all[95] = '\0';
+	assert_int_equal(stun_opaque_string(all, out, sizeof(out)), 95);
+	assert_string_equal(out, all);
+	assert_int_equal(stun_opaque_string(all, out, 96), 95);
+	assert_int_equal(stun_opaque_string(all, out, 95), -1);
+	assert_int_equal(stun_opaque_string(" ", out, sizeof(out)), 1);
+}
+
 static void test_opaque_string(void **state)
 {
 	char out[64];
@@ -1567,6 +1598,7 @@ int main(void)
 		cmocka_unit_test(test_fuzz_random),
 		cmocka_unit_test(test_fuzz_mutations),
 		cmocka_unit_test(test_opaque_string),
+		cmocka_unit_test(test_opaque_string_ascii),
 	};
 	int rc;
 
