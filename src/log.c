@@ -134,21 +134,40 @@ static size_t log_clean(const char *line, size_t n, char *out, size_t outlen)
 	return o;
 }
 
-static void log_vemit(int level, int with_errno, const char *fmt, va_list ap)
+/* The line's time stamp ("2026-01-02T03:04:05Z ") into out (at least 32
+ * bytes); returns its length. Formatted once per second and thread: a
+ * server logging every allocation would otherwise spend a good part of a
+ * line on gmtime_r and strftime. */
+static size_t log_stamp(char *out)
 {
-	static const char *names[] = { "error", "warning", "info", "debug" };
-	char line[1024], clean[1024];
+	static _Thread_local time_t last = (time_t)-1;
+	static _Thread_local char stamp[32];
+	static _Thread_local size_t stamplen;
 	struct timespec ts;
-	struct tm tm;
-	size_t n;
-	int saved = errno, r;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
-	r = snprintf(line + n, sizeof(line) - n, "%s: ", names[level]);
-	if (r > 0)
-		n += (size_t)r;
+	if (ts.tv_sec != last) {
+		struct tm tm;
+
+		gmtime_r(&ts.tv_sec, &tm);
+		stamplen = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+		last = ts.tv_sec;
+	}
+	memcpy(out, stamp, stamplen);
+	return stamplen;
+}
+
+static void log_vemit(int level, int with_errno, const char *fmt, va_list ap)
+{
+	static const char *names[] = { "error: ", "warning: ", "info: ", "debug: " };
+	char line[1024], clean[1024];
+	size_t n, l;
+	int saved = errno, r;
+
+	n = log_stamp(line);
+	l = strlen(names[level]);
+	memcpy(line + n, names[level], l);
+	n += l;
 	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	if (r > 0)
 		n = n + (size_t)r < sizeof(line) ? n + (size_t)r : sizeof(line) - 1;

@@ -4,7 +4,10 @@
  * (Stale Nonce) once it is no longer valid. Nothing is stored per client: a
  * nonce is the issue time plus an HMAC-SHA256 (keyed with a per-process
  * random secret) over that time and the client's IP address, so any worker
- * can check any nonce and a nonce cannot be moved to another client.
+ * can check any nonce and a nonce cannot be moved to another client. Each
+ * thread memoises the MACs it computed lately (a cache, not state: a miss
+ * recomputes), so a client's 401 and the requests that follow it under the
+ * same nonce cost one HMAC between them.
  */
 #ifndef TURNSTONE_AUTH_NONCE_H
 #define TURNSTONE_AUTH_NONCE_H

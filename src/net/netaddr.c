@@ -61,17 +61,39 @@ int netaddr_parse_ip(struct stun_addr *out, const char *s, uint16_t port)
 	return -1;
 }
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_dec(char *p, unsigned v)
+{
+	char tmp[5];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
 const char *netaddr_str(const struct stun_addr *a, char *buf)
 {
-	char ip[INET6_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN], *p = buf;
 
 	if (a->family == STUN_AF_IPV6) {
 		inet_ntop(AF_INET6, a->ip, ip, sizeof(ip));
 		snprintf(buf, NETADDR_STRLEN, "[%s]:%u", ip, a->port);
-	} else {
-		inet_ntop(AF_INET, a->ip, ip, sizeof(ip));
-		snprintf(buf, NETADDR_STRLEN, "%s:%u", ip, a->port);
+		return buf;
 	}
+	/* IPv4 by hand: this runs for every allocation's log line, where
+	 * inet_ntop and snprintf cost more than the rest of the line. At most
+	 * 21 bytes ("255.255.255.255:65535"), well within NETADDR_STRLEN. */
+	for (int i = 0; i < 4; i++) {
+		p = put_dec(p, a->ip[i]);
+		*p++ = i < 3 ? '.' : ':';
+	}
+	p = put_dec(p, a->port);
+	*p = '\0';
 	return buf;
 }
 

@@ -6,15 +6,13 @@
  * libcrypto (EVP); CRC-32 for FINGERPRINT is computed here.
  */
 #include "stun/stun_msg.h"
+#include "stun/stun_hmac.h"
 #include "stun/stun_prep.h"
 
-#include <pthread.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 
 #define STUN_MI_LEN      20  /* HMAC-SHA1 */
 #define STUN_MI256_LEN   32  /* HMAC-SHA256, full length as we send it */
@@ -69,49 +67,6 @@ static uint32_t stun_crc32(const uint8_t *p, size_t n)
 		crc = (crc >> 4) ^ crc_nibble[crc & 0x0F];
 	}
 	return crc ^ 0xFFFFFFFFu;
-}
-
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-static EVP_MAC *hmac_alg; /* fetched once, kept for the life of the process */
-
-static void hmac_fetch(void)
-{
-	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-}
-
-/* HMAC (digest "SHA1" or "SHA256") over hdr[0..20) followed by rest[0..restlen).
- * The header is passed separately so the integrity code can hash a copy with
- * an adjusted length field without copying the whole message. out must hold
- * the digest size. Returns 0 or -1. */
-static int stun_hmac(const char *digest, const uint8_t *key, size_t keylen, const uint8_t *hdr,
-		     const uint8_t *rest, size_t restlen, uint8_t *out, size_t outlen)
-{
-	static const uint8_t empty_key[1];
-	OSSL_PARAM params[2];
-	EVP_MAC *mac;
-	EVP_MAC_CTX *ctx = NULL;
-	size_t got = 0;
-	int rc = -1;
-
-	/* Fetching is the expensive part (a locked provider lookup): once. */
-	pthread_once(&hmac_once, hmac_fetch);
-	if ((mac = hmac_alg) == NULL)
-		return -1;
-	ctx = EVP_MAC_CTX_new(mac);
-	if (ctx == NULL)
-		goto out;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	/* A NULL key would mean "keep the old key"; an empty key is legal HMAC. */
-	if (EVP_MAC_init(ctx, key != NULL ? key : empty_key, keylen, params) != 1 ||
-	    EVP_MAC_update(ctx, hdr, STUN_HEADER_LEN) != 1 ||
-	    (restlen > 0 && EVP_MAC_update(ctx, rest, restlen) != 1) ||
-	    EVP_MAC_final(ctx, out, &got, outlen) != 1 || got != outlen)
-		goto out;
-	rc = 0;
-out:
-	EVP_MAC_CTX_free(ctx);
-	return rc;
 }
 
 /* Digest of the concatenation of up to five strings ("a:b:c"). Returns the
@@ -435,15 +390,15 @@ int stun_attr_error_code(const struct stun_attr *a, int *code, const char **reas
 int stun_msg_check_integrity(const struct stun_msg *m, const uint8_t *key, size_t keylen)
 {
 	uint8_t hdr[STUN_HEADER_LEN], mac[STUN_MI256_LEN];
-	const char *digest;
+	enum stun_hmac_alg digest;
 	size_t off, vlen;
 
 	if (m->mi256_off != 0) {
 		off = m->mi256_off;
-		digest = "SHA256";
+		digest = STUN_HMAC_SHA256;
 	} else if (m->mi_off != 0) {
 		off = m->mi_off;
-		digest = "SHA1";
+		digest = STUN_HMAC_SHA1;
 	} else {
 		return -1;
 	}
@@ -451,7 +406,7 @@ int stun_msg_check_integrity(const struct stun_msg *m, const uint8_t *key, size_
 	vlen = get16(m->buf + off + 2);
 	memcpy(hdr, m->buf, STUN_HEADER_LEN);
 	put16(hdr + 2, (uint16_t)(off + 4 + vlen - STUN_HEADER_LEN));
-	if (stun_hmac(digest, key, keylen, hdr, m->buf + STUN_HEADER_LEN, off - STUN_HEADER_LEN, mac,
+	if (stun_hmac(digest, key, keylen, hdr, STUN_HEADER_LEN, m->buf + STUN_HEADER_LEN, off - STUN_HEADER_LEN, mac,
 		      m->mi256_off != 0 ? STUN_MI256_LEN : STUN_MI_LEN) != 0)
 		return 0;
 	/* A truncated MESSAGE-INTEGRITY-SHA256 is compared on its own length. */
@@ -657,7 +612,7 @@ int stun_build_unknown(struct stun_builder *b, const uint16_t *types, size_t n)
 
 /* Appends an HMAC attribute: reserving it first puts the header length where
  * §14.5/§14.6 want it (covering the new attribute) before hashing. */
-static int stun_build_hmac(struct stun_builder *b, uint16_t type, const char *digest, size_t maclen,
+static int stun_build_hmac(struct stun_builder *b, uint16_t type, enum stun_hmac_alg digest, size_t maclen,
 			   const uint8_t *key, size_t keylen)
 {
 	uint8_t *p = stun_build_reserve(b, type, maclen);
@@ -666,7 +621,7 @@ static int stun_build_hmac(struct stun_builder *b, uint16_t type, const char *di
 	if (p == NULL)
 		return -1;
 	off = (size_t)(p - 4 - b->buf);
-	if (stun_hmac(digest, key, keylen, b->buf, b->buf + STUN_HEADER_LEN, off - STUN_HEADER_LEN, p,
+	if (stun_hmac(digest, key, keylen, b->buf, STUN_HEADER_LEN, b->buf + STUN_HEADER_LEN, off - STUN_HEADER_LEN, p,
 		      maclen) != 0) {
 		b->err = 1;
 		return -1;
@@ -676,12 +631,12 @@ static int stun_build_hmac(struct stun_builder *b, uint16_t type, const char *di
 
 int stun_build_integrity(struct stun_builder *b, const uint8_t *key, size_t keylen)
 {
-	return stun_build_hmac(b, STUN_ATTR_MESSAGE_INTEGRITY, "SHA1", STUN_MI_LEN, key, keylen);
+	return stun_build_hmac(b, STUN_ATTR_MESSAGE_INTEGRITY, STUN_HMAC_SHA1, STUN_MI_LEN, key, keylen);
 }
 
 int stun_build_integrity_sha256(struct stun_builder *b, const uint8_t *key, size_t keylen)
 {
-	return stun_build_hmac(b, STUN_ATTR_MESSAGE_INTEGRITY_SHA256, "SHA256", STUN_MI256_LEN, key,
+	return stun_build_hmac(b, STUN_ATTR_MESSAGE_INTEGRITY_SHA256, STUN_HMAC_SHA256, STUN_MI256_LEN, key,
 			       keylen);
 }
 

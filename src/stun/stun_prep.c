@@ -51,7 +51,21 @@ int stun_opaque_string(const char *in, char *out, size_t cap)
 	ucs4_t c;
 	int l;
 
-	if (n == 0 || u8_check(s, n) != NULL)
+	if (n == 0)
+		return -1;
+	/* Printable ASCII is FreeformClass, maps to itself and is NFC already:
+	 * such a string (most credentials) is kept as it is, without the
+	 * Unicode tables (test_opaque_string_ascii checks the two agree). */
+	while (i < n && s[i] >= 0x20 && s[i] < 0x7f)
+		i++;
+	if (i == n) {
+		if (n + 1 > cap)
+			return -1;
+		memcpy(out, in, n + 1);
+		return (int)n;
+	}
+	i = 0;
+	if (u8_check(s, n) != NULL)
 		return -1;
 	if ((mapped = malloc(n)) == NULL)
 		return -1;

@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
 
 #include "auth/auth_nonce.h"
 #include "auth/auth_users.h"
@@ -84,6 +87,66 @@ static void test_nonce_tampered(void **state)
 	assert_int_equal(auth_nonce_check(&n, 5001, &c, (const uint8_t *)"", 0), -1);
 }
 
+/* The nonce computed from scratch: 8 hex digits of t, then the first 8
+ * bytes of HMAC-SHA256(secret, t || family || IP) in hex. */
+static void nonce_reference(const struct auth_nonce *n, uint32_t t, const struct stun_addr *c,
+			    char out[AUTH_NONCE_LEN + 1])
+{
+	uint8_t msg[21], mac[32];
+	size_t iplen = c->family == STUN_AF_IPV6 ? 16 : 4;
+	unsigned int maclen = 0;
+
+	msg[0] = (uint8_t)(t >> 24);
+	msg[1] = (uint8_t)(t >> 16);
+	msg[2] = (uint8_t)(t >> 8);
+	msg[3] = (uint8_t)t;
+	msg[4] = c->family;
+	memcpy(msg + 5, c->ip, iplen);
+	assert_non_null(HMAC(EVP_sha256(), n->secret, sizeof(n->secret), msg, 5 + iplen, mac, &maclen));
+	snprintf(out, AUTH_NONCE_LEN + 1, "%08x%02x%02x%02x%02x%02x%02x%02x%02x", t, mac[0], mac[1], mac[2],
+		 mac[3], mac[4], mac[5], mac[6], mac[7]);
+}
+
+/* auth_nonce keeps a per-thread memo of MACs: whatever it holds, every
+ * nonce made or checked must be the one computed from scratch, across
+ * secrets (the memo is flushed when the secret changes), families, clients
+ * that share a memo slot, and times. */
+static void test_nonce_memo(void **state)
+{
+	struct auth_nonce n[2];
+	char got[AUTH_NONCE_LEN + 1], want[AUTH_NONCE_LEN + 1];
+
+	assert_int_equal(auth_nonce_init(&n[0], 600), 0);
+	assert_int_equal(auth_nonce_init(&n[1], 600), 0);
+	for (int round = 0; round < 3000; round++) {
+		const struct auth_nonce *k = &n[(round / 700) % 2];
+		struct stun_addr c = client((uint8_t)(round % 256));
+		uint32_t t = 7000 + (uint32_t)(round % 2);
+
+		c.ip[2] = (uint8_t)(round / 256 % 4);
+
+		if (round % 4 == 3) {
+			/* IPv6 whose first 4 bytes equal the IPv4 address */
+			c.family = STUN_AF_IPV6;
+			c.ip[15] = 1;
+		}
+		auth_nonce_make(k, t, &c, got);
+		nonce_reference(k, t, &c, want);
+		assert_string_equal(got, want);
+		assert_int_equal(auth_nonce_check(k, t + 1, &c, (const uint8_t *)want, AUTH_NONCE_LEN), 0);
+		/* the other secret (now and then: it flushes the memo), another
+		 * client, another time: refused */
+		if (round % 100 == 99)
+			assert_int_equal(auth_nonce_check(&n[k == &n[0]], t + 1, &c, (const uint8_t *)want, AUTH_NONCE_LEN),
+					 -1);
+		c.ip[3] ^= 0x40;
+		assert_int_equal(auth_nonce_check(k, t + 1, &c, (const uint8_t *)want, AUTH_NONCE_LEN), -1);
+		c.ip[3] ^= 0x40;
+		want[7] = want[7] == '0' ? '1' : '0';
+		assert_int_equal(auth_nonce_check(k, t + 1, &c, (const uint8_t *)want, AUTH_NONCE_LEN), -1);
+	}
+}
+
 static void test_users(void **state)
 {
 	struct config_user u[2] = { { "alice", "secret" }, { "bob", "pw2" } };
@@ -129,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_nonce_stale),
 		cmocka_unit_test(test_nonce_bound_to_client_and_secret),
 		cmocka_unit_test(test_nonce_tampered),
+		cmocka_unit_test(test_nonce_memo),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_rfc5769_long_term_key),
 	};

@@ -18,7 +18,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 
+#include "stun/stun_hmac.h"
 #include "stun/stun_msg.h"
 #include "stun/stun_prep.h"
 
@@ -952,6 +954,56 @@ static void test_integrity_empty_key(void **state)
 	assert_int_equal(stun_msg_check_integrity(&m, (const uint8_t *)"a", 1), 0);
 }
 
+/* stun_hmac keeps keyed contexts per thread: every answer must still be
+ * HMAC(key, a || b) from scratch, whatever came before it: keys that are
+ * prefixes of each other, the empty key, keys longer than a block, more
+ * keys than cache slots, both digests interleaved, in two threads. */
+static void *hmac_cache_round(void *arg)
+{
+	static const size_t keylens[] = { 0, 1, 5, 6, 16, 20, 32, 63, 64, 65, 100 };
+	uint8_t key[100], msg[150], got[32], want[32];
+	unsigned int wlen;
+	int *ok = arg;
+
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 13 + 5);
+	*ok = 1;
+	for (int round = 0; round < 40; round++) {
+		size_t kl = keylens[(round * 5) % 11], split = (size_t)(round * 17) % 120, mlen = 120 + (size_t)round % 30;
+		int sha256 = round % 3 == 1;
+		const EVP_MD *md = sha256 ? EVP_sha256() : EVP_sha1();
+		size_t outlen = sha256 ? 32 : 20;
+
+		if (round % 7 == 6)
+			key[0] ^= 0x80; /* same length, other key */
+		HMAC(md, key, (int)kl, msg, mlen, want, &wlen);
+		if (stun_hmac(sha256 ? STUN_HMAC_SHA256 : STUN_HMAC_SHA1, key, kl, msg, split, msg + split,
+			      mlen - split, got, outlen) != 0 || wlen != outlen || memcmp(got, want, outlen) != 0)
+			*ok = 0;
+	}
+	return NULL;
+}
+
+static void test_hmac_cache(void **state)
+{
+	uint8_t out[32];
+	pthread_t t;
+	int ok_main, ok_thread;
+
+	hmac_cache_round(&ok_main);
+	assert_true(ok_main);
+	assert_int_equal(pthread_create(&t, NULL, hmac_cache_round, &ok_thread), 0);
+	hmac_cache_round(&ok_main);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(ok_main);
+	assert_true(ok_thread);
+	/* the output length must be the digest's */
+	assert_int_equal(stun_hmac(STUN_HMAC_SHA1, (const uint8_t *)"k", 1, out, 4, NULL, 0, out, 32), -1);
+	assert_int_equal(stun_hmac(STUN_HMAC_SHA256, (const uint8_t *)"k", 1, out, 4, NULL, 0, out, 20), -1);
+}
+
 static void test_long_term_key(void **state)
 {
 	uint8_t k[32], h[32];
@@ -1410,6 +1462,37 @@ static void load_vectors(void)
 }
 
 /* OpaqueString (RFC 8265 §4.2) as stun_prep.h implements it. */
+/* Printable ASCII (U+0020..U+007E) is FreeformClass and NFC-stable, so
+ * OpaqueString keeps such a string as it is (stun_opaque_string takes a
+ * shortcut for it); every other ASCII byte is a control and is refused. */
+static void test_opaque_string_ascii(void **state)
+{
+	char in[3], all[96], out[128];
+
+	(void)state;
+	for (int c = 1; c < 0x80; c++) {
+		in[0] = 'a';
+		in[1] = (char)c;
+		in[2] = '\0';
+		if (c >= 0x20 && c < 0x7f) {
+			assert_int_equal(stun_opaque_string(in, out, sizeof(out)), 2);
+			assert_memory_equal(out, in, 3);
+			assert_int_equal(stun_opaque_ok((const unsigned char *)in + 1, 1), 1);
+		} else {
+			assert_int_equal(stun_opaque_string(in, out, sizeof(out)), -1);
+			assert_int_equal(stun_opaque_ok((const unsigned char *)in + 1, 1), 0);
+		}
+	}
+	for (int c = 0x20; c < 0x7f; c++)
+		all[c - 0x20] = (char)c;
+	all[95] = '\0';
+	assert_int_equal(stun_opaque_string(all, out, sizeof(out)), 95);
+	assert_string_equal(out, all);
+	assert_int_equal(stun_opaque_string(all, out, 96), 95);
+	assert_int_equal(stun_opaque_string(all, out, 95), -1);
+	assert_int_equal(stun_opaque_string(" ", out, sizeof(out)), 1);
+}
+
 static void test_opaque_string(void **state)
 {
 	char out[64];
@@ -1498,6 +1581,7 @@ int main(void)
 		cmocka_unit_test(test_integrity_sha256_truncated),
 		cmocka_unit_test(test_integrity_none),
 		cmocka_unit_test(test_integrity_empty_key),
+		cmocka_unit_test(test_hmac_cache),
 		cmocka_unit_test(test_long_term_key),
 		cmocka_unit_test(test_xor_addr_ipv4),
 		cmocka_unit_test(test_xor_addr_ipv6),
@@ -1514,6 +1598,7 @@ int main(void)
 		cmocka_unit_test(test_fuzz_random),
 		cmocka_unit_test(test_fuzz_mutations),
 		cmocka_unit_test(test_opaque_string),
+		cmocka_unit_test(test_opaque_string_ascii),
 	};
 	int rc;
 
