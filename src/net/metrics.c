@@ -31,6 +31,7 @@ struct totals {
 	uint64_t allocate[STATS_NCODES], auth_fail[STATS_NAUTH], refused[STATS_NREFUSE];
 	uint64_t requests;
 	uint64_t ebpf_packets[STATS_NDIR];
+	int64_t ebpf_walked;
 };
 
 static void sum_workers(const struct metrics_input *in, struct totals *t)
@@ -59,6 +60,7 @@ static void sum_workers(const struct metrics_input *in, struct totals *t)
 		for (i = 0; i < STATS_NREFUSE; i++)
 			t->refused[i] += STAT_GET(st->refused[i]);
 		t->requests += STAT_GET(st->requests);
+		t->ebpf_walked += STAT_GET(st->ebpf_walked);
 	}
 }
 
@@ -130,6 +132,9 @@ static void render_counters(FILE *f, const struct totals *tt)
 	for (i = 0; i < STATS_NDIR; i++)
 		fprintf(f, "turnstone_ebpf_relayed_packets_total{direction=\"%s\"} %" PRIu64 "\n", direction_names[i],
 			tt->ebpf_packets[i]);
+	head(f, "turnstone_ebpf_walked_allocations", "gauge",
+	     "Allocations the last once-a-second ebpf-offload walk visited: those with channels in the maps.");
+	fprintf(f, "turnstone_ebpf_walked_allocations %" PRId64 "\n", tt->ebpf_walked);
 }
 
 static void render_workers(FILE *f, const struct metrics_input *in)

@@ -64,6 +64,9 @@ struct worker_stats {
 	_Atomic uint64_t refused[STATS_NREFUSE];
 	_Atomic uint64_t ebpf_packets[STATS_NDIR]; /* of packets[]: relayed by the
 						      ebpf-offload program (net/ebpf/ebpf.h) */
+	_Atomic int64_t ebpf_walked;              /* gauge: allocations the last once-a-second
+						     ebpf-offload walk visited (those with entries
+						     in the maps, net/ebpf/ebpf.h) */
 	_Atomic uint64_t requests;                /* STUN/TURN requests handled */
 	_Atomic uint64_t loop_ticks;              /* the worker's 1 s timer ran (health) */
 	_Atomic uint64_t busy_usec;               /* the worker thread's CPU time, user + system, µs,

@@ -616,11 +616,6 @@ static void alloc_timer(struct turn_timer *t, void *arg)
 	worker_alloc_arm(w, a);
 }
 
-static void ebpf_tick_one(struct turn_alloc *a, void *arg)
-{
-	ebpf_alloc_tick(arg, a, worker_now());
-}
-
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -629,9 +624,8 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 	/* O(what is due), not a walk of every allocation (issue 14). */
 	turn_wheel_advance(w->wheel, worker_now(), alloc_timer, w);
 	/* ebpf-offload: the program's counters reach the statistics once a
-	 * second, so its allocations are walked then (only with offload on). */
-	if (ebpf_offload_on())
-		turn_table_foreach(&w->allocs, ebpf_tick_one, w);
+	 * second; only the allocations with entries in the maps are walked. */
+	ebpf_worker_tick(w, worker_now());
 	turn_table_step(&w->allocs, 256);
 	tcp_relay_tick(w);
 	STAT_INC(w->stats.loop_ticks); /* /healthz: this loop is turning */

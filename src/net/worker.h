@@ -19,6 +19,7 @@
 #include "auth/auth_nonce.h"
 #include "auth/auth_users.h"
 #include "config.h"
+#include "net/ebpf/ebpf_entry.h"
 #include "net/selfaddr.h"
 #include "net/stats.h"
 #include "stun/stun_msg.h"
@@ -104,6 +105,7 @@ struct relay {
 	struct turn_bucket bps[STATS_NDIR]; /* max-bps, per direction */
 	uint32_t ebpf_bucket;      /* ebpf-offload: its max-bps bucket slot in the kernel map,
 				      used instead of bps[] (net/ebpf/ebpf.h); 0: none */
+	struct ebpf_node ebpf_node; /* in worker.ebpf_allocs while its channels are in the maps */
 	uint8_t quota_held;        /* holds a user-quota/total-quota slot */
 	struct tcp_relay_alloc *tcp; /* TCP allocation (RFC 6062, net/tcp_relay.h): fd is then
 					its listening socket; NULL for UDP */
@@ -132,6 +134,8 @@ struct worker {
 	SSL_CTX *tls_ctx;          /* this worker's reference to the current context */
 	struct turn_table allocs;
 	struct turn_wheel *wheel;  /* expiry timers of allocs (turn_timer.h, issue 14) */
+	struct ebpf_list ebpf_allocs; /* ebpf-offload: the allocations (struct relay.ebpf_node)
+					 with entries in the maps, walked once a second */
 	struct event *tick_ev, *wake_ev;
 	int wake_fd;
 	pthread_mutex_t mq_lock;   /* guards mq */

@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -266,6 +267,22 @@ static void sync_counters(struct worker *w, struct turn_alloc *a, struct turn_ch
 	}
 }
 
+/* c enters (on) or leaves the maps: a's node in w's list follows. */
+static void chan_mark(struct worker *w, struct turn_alloc *a, struct turn_chan *c, int on)
+{
+	struct relay *r = a->io;
+
+	if (c->ebpf == on)
+		return;
+	c->ebpf = (uint8_t)on;
+	if (r == NULL)
+		return;
+	if (on)
+		ebpf_list_hold(&w->ebpf_allocs, &r->ebpf_node);
+	else
+		ebpf_list_release(&w->ebpf_allocs, &r->ebpf_node);
+}
+
 /* The key c was installed under. */
 static int key_of(const struct turn_alloc *a, const struct turn_chan *c, struct ts_ebpf_key *k)
 {
@@ -288,7 +305,7 @@ void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan
 
 	if (!c->ebpf || !ebpf_offload_on())
 		return;
-	c->ebpf = 0;
+	chan_mark(w, a, c, 0);
 	ebpf_entry_ckey(a, c, &ck);
 	bpf_map_delete_elem(g.c2p_fd, &ck);
 	if (key_of(a, c, &k) < 0)
@@ -389,10 +406,10 @@ void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_cha
 		if (c->ebpf)
 			sync_counters(w, a, c, &k);
 		bpf_map_delete_elem(g.count_fd, &k);
-		c->ebpf = 0;
+		chan_mark(w, a, c, 0);
 		return;
 	}
-	c->ebpf = 1;
+	chan_mark(w, a, c, 1);
 }
 
 void ebpf_perm_update(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer)
@@ -429,5 +446,24 @@ void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a)
 
 	for (i = 0; i < a->nchans; i++)
 		ebpf_channel_clear(w, a, &a->chans[i]);
+	if (a->io != NULL) /* out of the walk whatever its count: the relay is freed next */
+		ebpf_list_drop(&w->ebpf_allocs, &((struct relay *)a->io)->ebpf_node);
 	relay_bucket_free(a->io); /* after the entries that named it */
+}
+
+void ebpf_worker_tick(struct worker *w, uint64_t now)
+{
+	struct ebpf_node *n, *next;
+	int64_t visited = 0;
+
+	if (!ebpf_offload_on())
+		return;
+	for (n = w->ebpf_allocs.head; n != NULL; n = next) {
+		struct relay *r = (struct relay *)((char *)n - offsetof(struct relay, ebpf_node));
+
+		next = n->next; /* ebpf_alloc_tick may unlink n (its last entry lapsed), no other node */
+		ebpf_alloc_tick(w, r->alloc, now);
+		visited++;
+	}
+	atomic_store_explicit(&w->stats.ebpf_walked, visited, memory_order_relaxed);
 }

@@ -38,9 +38,14 @@ void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_cha
 void ebpf_perm_update(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer);
 /* Adds c's kernel counters to the statistics and removes it from the map. */
 void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan *c);
-/* Once a second per allocation (before turn_alloc_expire): counters into
- * the statistics, lapsed channels and permissions out of the map. */
+/* Counters of a into the statistics, lapsed channels and permissions out
+ * of the map: from ebpf_worker_tick, and from a's timer before
+ * turn_alloc_expire. */
 void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now);
+/* Once a second: ebpf_alloc_tick for each allocation of w with entries in
+ * the maps (w->ebpf_allocs), not for the others (TCP/TLS, IPv6, without a
+ * channel); their number goes to w->stats.ebpf_walked. */
+void ebpf_worker_tick(struct worker *w, uint64_t now);
 /* Every channel of a out of the map and its bucket slot given back (the
  * allocation ends). */
 void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a);
@@ -72,6 +77,7 @@ static inline void ebpf_channel_update(struct worker *w, struct turn_alloc *a, s
 static inline void ebpf_perm_update(struct worker *w, struct turn_alloc *a, const struct stun_addr *peer) {}
 static inline void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan *c) {}
 static inline void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now) {}
+static inline void ebpf_worker_tick(struct worker *w, uint64_t now) {}
 static inline void ebpf_alloc_clear(struct worker *w, struct turn_alloc *a) {}
 static inline void ebpf_relay_bucket_init(struct worker *w, struct relay *r) {}
 static inline __u64 *ebpf_bucket_tat(uint32_t slot, int dir) { return NULL; }

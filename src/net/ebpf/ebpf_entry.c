@@ -84,3 +84,38 @@ int ebpf_entry_make(const struct turn_alloc *a, const struct stun_addr *bound, c
 	}
 	return 0;
 }
+
+void ebpf_list_hold(struct ebpf_list *l, struct ebpf_node *n)
+{
+	if (n->entries++ > 0)
+		return;
+	n->prev = NULL;
+	n->next = l->head;
+	if (l->head != NULL)
+		l->head->prev = n;
+	l->head = n;
+	l->len++;
+}
+
+void ebpf_list_drop(struct ebpf_list *l, struct ebpf_node *n)
+{
+	if (n->entries == 0)
+		return;
+	n->entries = 0;
+	if (n->prev != NULL)
+		n->prev->next = n->next;
+	else
+		l->head = n->next;
+	if (n->next != NULL)
+		n->next->prev = n->prev;
+	n->prev = n->next = NULL;
+	l->len--;
+}
+
+void ebpf_list_release(struct ebpf_list *l, struct ebpf_node *n)
+{
+	if (n->entries == 1)
+		ebpf_list_drop(l, n);
+	else if (n->entries > 1)
+		n->entries--;
+}

@@ -9,6 +9,7 @@
 #ifndef TURNSTONE_EBPF_ENTRY_H
 #define TURNSTONE_EBPF_ENTRY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "net/ebpf/relay_map.h"
@@ -47,5 +48,26 @@ void ebpf_entry_ckey(const struct turn_alloc *a, const struct turn_chan *c, stru
 
 /* Expiry in ns of the permission covering c's peer in a, 0 when none. */
 uint64_t ebpf_entry_perm_expiry_ns(const struct turn_alloc *a, const struct turn_chan *c);
+
+/* The allocations of one worker that hold entries in the maps: an intrusive
+ * doubly-linked list, so that the once-a-second walk (counters, lapsed
+ * entries) costs O(offloaded allocations), not O(allocations). A node is
+ * linked exactly while entries > 0. Owner worker only; nothing locks. */
+struct ebpf_node {
+	struct ebpf_node *prev, *next;
+	unsigned entries;          /* channels of its allocation in the maps */
+};
+struct ebpf_list {
+	struct ebpf_node *head;
+	size_t len;                /* nodes linked */
+};
+
+/* One more entry for n: links n (at the head) on its first. */
+void ebpf_list_hold(struct ebpf_list *l, struct ebpf_node *n);
+/* One entry fewer for n: unlinks n when that was its last; nothing at 0.
+ * A walk may release the node it visits (save ->next first), no other. */
+void ebpf_list_release(struct ebpf_list *l, struct ebpf_node *n);
+/* Unlinks n whatever its count and sets it to 0 (its allocation ends). */
+void ebpf_list_drop(struct ebpf_list *l, struct ebpf_node *n);
 
 #endif
