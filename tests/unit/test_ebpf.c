@@ -1,6 +1,7 @@
 /* test_ebpf.c -- unit tests for the ebpf-offload channel map entries
  * (net/ebpf/ebpf_entry.c): layout, byte order, expiry times, and the cases
- * left to the socket path. Real turn_alloc state built with turn_alloc.c. */
+ * left to the socket path; the list of allocations with entries (the
+ * once-a-second walk). Real turn_alloc state built with turn_alloc.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,6 +217,84 @@ static void test_refused(void **state)
 	turn_table_destroy(&t, NULL);
 }
 
+/* The nodes of l from the head, as indices into n[]; returns how many. */
+static size_t walk(const struct ebpf_list *l, const struct ebpf_node *n, int *out, size_t max)
+{
+	const struct ebpf_node *p;
+	size_t k = 0;
+
+	for (p = l->head; p != NULL && k < max; p = p->next) {
+		assert_true(p->next == NULL || p->next->prev == p);
+		out[k++] = (int)(p - n);
+	}
+	assert_int_equal(k, l->len);
+	return k;
+}
+
+/* Linked on the first entry, unlinked on the last, whatever the order;
+ * drop unlinks at any count; a walk may release the node it visits. */
+static void test_list(void **state)
+{
+	struct ebpf_list l = { NULL, 0 };
+	struct ebpf_node n[4];
+	struct ebpf_node *p, *next;
+	int got[8];
+	size_t visits;
+
+	memset(n, 0, sizeof(n));
+	assert_int_equal(walk(&l, n, got, 8), 0);
+	ebpf_list_release(&l, &n[0]); /* nothing at 0 */
+	assert_int_equal(n[0].entries, 0);
+	assert_int_equal(l.len, 0);
+	ebpf_list_hold(&l, &n[0]);
+	ebpf_list_hold(&l, &n[1]);
+	ebpf_list_hold(&l, &n[1]); /* a second channel: still one node */
+	ebpf_list_hold(&l, &n[2]);
+	assert_int_equal(walk(&l, n, got, 8), 3);
+	assert_int_equal(got[0], 2);
+	assert_int_equal(got[1], 1);
+	assert_int_equal(got[2], 0);
+	assert_null(l.head->prev);
+	/* n[3] never held an entry: dropping it changes nothing */
+	ebpf_list_drop(&l, &n[3]);
+	assert_int_equal(l.len, 3);
+	ebpf_list_release(&l, &n[1]); /* one of its two channels */
+	assert_int_equal(walk(&l, n, got, 8), 3);
+	ebpf_list_release(&l, &n[1]); /* the last: out, from the middle */
+	assert_int_equal(walk(&l, n, got, 8), 2);
+	assert_int_equal(got[0], 2);
+	assert_int_equal(got[1], 0);
+	assert_null(n[1].next);
+	assert_null(n[1].prev);
+	/* re-linked on a new first entry */
+	ebpf_list_hold(&l, &n[1]);
+	ebpf_list_hold(&l, &n[1]);
+	assert_int_equal(walk(&l, n, got, 8), 3);
+	/* a walk that releases every node it visits (each one's last entry
+	 * lapses, as in ebpf_alloc_tick) still visits each once */
+	ebpf_list_hold(&l, &n[0]); /* n[0]: two entries, stays */
+	visits = 0;
+	for (p = l.head; p != NULL; p = next) {
+		next = p->next;
+		ebpf_list_release(&l, p);
+		visits++;
+	}
+	assert_int_equal(visits, 3);
+	assert_int_equal(walk(&l, n, got, 8), 2); /* n[1] kept one of two, n[0] one of two */
+	assert_int_equal(got[0], 1);
+	assert_int_equal(got[1], 0);
+	/* the allocation ends: out whatever its count */
+	ebpf_list_hold(&l, &n[0]);
+	ebpf_list_drop(&l, &n[0]); /* the tail */
+	assert_int_equal(n[0].entries, 0);
+	assert_int_equal(walk(&l, n, got, 8), 1);
+	ebpf_list_drop(&l, &n[1]); /* the head and last */
+	assert_null(l.head);
+	assert_int_equal(l.len, 0);
+	ebpf_list_release(&l, &n[1]);
+	assert_int_equal(l.len, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_bucket),
+		cmocka_unit_test(test_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
