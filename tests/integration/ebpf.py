@@ -20,11 +20,16 @@ and the peer in the other ("client side"), and checks that
     relayed over a 2 s burst <= rate * t + burst + margin), the program's
     drops reach turnstone_refused_total, and max-bps holds in total when
     one allocation's datagrams take both paths (one shared bucket);
+  - the once-a-second walk visits only the allocations with channels in
+    the maps (turnstone_ebpf_walked_allocations): not a UDP allocation
+    without a channel nor a TCP client's, and an allocation leaves it when
+    it ends or its last channel lapses;
   - without the capabilities the server logs one line and relays as usual.
 
 Needs root (namespaces, CAP_BPF, CAP_NET_ADMIN): without it every case FAILS.
 Network rule: every packet stays inside the two namespaces made here, which
-are deleted at the end, even on failure.  Speaks TAP.
+are deleted at the end, even on failure; TS_NS_PREFIX (default tsA) starts
+their names.  Speaks TAP.
 """
 
 import ctypes
@@ -47,13 +52,15 @@ from turnclient import check, check_eq  # noqa: E402
 
 tap = tc.Tap()
 TAG = "%d" % os.getpid()
-NS_S, NS_C = "tsA-ebpf-s" + TAG, "tsA-ebpf-c" + TAG
-IF_S, IF_C = "tsA-s" + TAG[-6:], "tsA-c" + TAG[-6:]
+PFX = os.environ.get("TS_NS_PREFIX", "tsA")[:3]  # interface names: at most 15 bytes
+NS_S, NS_C = PFX + "-ebpf-s" + TAG, PFX + "-ebpf-c" + TAG
+IF_S, IF_C = PFX + "-s" + TAG[-6:], PFX + "-c" + TAG[-6:]
 NET = "10.231.%d" % (os.getpid() % 250)
 SRV_IP, CLI_IP, PEER_IP, STRANGER_IP = NET + ".1", NET + ".2", NET + ".3", NET + ".4"
 ADMIN_PORT = 9641
 EBPF_P2C = 'turnstone_ebpf_relayed_packets_total{direction="peer_to_client"}'
 EBPF_C2P = 'turnstone_ebpf_relayed_packets_total{direction="client_to_peer"}'
+WALKED = "turnstone_ebpf_walked_allocations"
 CLONE_NEWNET = 0x40000000
 _orig_ns = None
 
@@ -528,6 +535,74 @@ def t_bps_capacity():
     limited_run("--bps-capacity=%d" % RATE, "bps_capacity", "peer_to_client", False)
 
 
+# ---- the once-a-second walk ----------------------------------------------
+
+def allocations():
+    return sum(v for k, v in metrics().items() if k.startswith("turnstone_allocations{"))
+
+
+def walked_after_tick(want):
+    """WALKED once a tick has run with the state as it is now (ticks are 1 s
+    apart), polled until it equals want."""
+    time.sleep(1.2)
+    return metric_wait(WALKED, want, timeout=3.0)
+
+
+@tap.case("the once-a-second walk visits only the allocations with channels in the maps")
+def t_walk():
+    check(os.geteuid() == 0, "needs root")
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p2, \
+                tc.TurnClient(srv.addr, "alice", "secret", local_ip=CLI_IP) as plain, \
+                tc.StreamTurnClient(srv.addr, "alice", "secret", local_ip=CLI_IP) as tcp:
+            p.bind((PEER_IP, 0))
+            p2.bind((PEER_IP, 0))
+            # not offloaded: a UDP allocation without a channel, a TCP client's channel
+            check(plain.allocate().is_success(), "allocate (UDP, no channel)")
+            check(plain.create_permission(p.getsockname()).is_success(), "CreatePermission (UDP)")
+            check(tcp.allocate().is_success(), "allocate (TCP)")
+            check(tcp.create_permission(p.getsockname()).is_success(), "CreatePermission (TCP)")
+            check(tcp.channel_bind(0x4000, p.getsockname()).is_success(), "ChannelBind (TCP)")
+            check_eq(allocations(), 2, "allocations")
+            check_eq(walked_after_tick(0), 0, "allocations walked, none offloaded")
+            with bound_client(srv, p.getsockname()) as a:
+                check_eq(metric_wait(WALKED, 1), 1, "allocations walked, one offloaded")
+                check_eq(walked_after_tick(1), 1, "allocations walked a tick later")
+                # the counters still reach the statistics through the walk
+                data = payloads(20)
+                check(relay_burst(a, p, a.relayed, data) == data, "relayed datagrams differ")
+                check_eq(metric_wait(EBPF_P2C, 20), 20, "packets relayed by the program")
+                with bound_client(srv, p.getsockname()) as b:
+                    # two channels: still one allocation to walk
+                    check(b.channel_bind(0x4001, p2.getsockname()).is_success(), "second ChannelBind")
+                    check_eq(metric_wait(WALKED, 2), 2, "allocations walked, two offloaded")
+                    check_eq(allocations(), 4, "allocations")
+                    check(a.refresh(0).is_success(), "Refresh 0")
+                    check_eq(metric_wait(WALKED, 1), 1, "allocations walked after one ended")
+                    check_eq(allocations(), 3, "allocations after one ended")
+                    check_eq(walked_after_tick(1), 1, "allocations walked a tick later")
+
+
+@tap.case("an allocation whose last channel lapses leaves the walk, and comes back on a new ChannelBind")
+def t_walk_lapse():
+    check(os.geteuid() == 0, "needs root")
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S, "--channel-lifetime=3"]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p:
+            p.bind((PEER_IP, 0))
+            with bound_client(srv, p.getsockname()) as c:
+                check_eq(metric_wait(WALKED, 1), 1, "allocations walked, channel bound")
+                check_eq(metric_wait(WALKED, 0, timeout=6.0), 0, "allocations walked, channel lapsed")
+                check_eq(allocations(), 1, "allocations (this one lives on)")
+                check_eq(walked_after_tick(0), 0, "allocations walked a tick later")
+                check(c.channel_bind(0x4000, p.getsockname()).is_success(), "ChannelBind again")
+                check_eq(metric_wait(WALKED, 1), 1, "allocations walked, channel bound again")
+                p.sendto(b"back", c.relayed)
+                r = c.recv_data(timeout=2.0)
+                check(r is not None and r[2] == b"back", "relayed after the new bind: %r" % (r,))
+                check_eq(metric_wait(EBPF_P2C, 1), 1, "relayed by the program after the new bind")
+
+
 @tap.case("without CAP_BPF / CAP_NET_ADMIN: one line logged, relaying goes on through sockets")
 def t_no_capability():
     check(os.geteuid() == 0, "needs root")
@@ -548,6 +623,7 @@ def t_no_capability():
                 check_eq(metric_wait('turnstone_relayed_packets_total{direction="peer_to_client"}', 50), 50,
                          "relayed packets")
                 check_eq(metrics().get(EBPF_P2C, 0), 0, "program counter")
+                check_eq(walked_after_tick(0), 0, "allocations walked without the program")
 
 
 def main():
