@@ -538,6 +538,14 @@ int worker_relay_close_family(struct turn_alloc *a, uint8_t family)
 
 	if (r == NULL || r->ev2 == NULL || a->relay2.family == 0)
 		return -1;
+	if (family != a->relay.family && family != a->relay2.family)
+		return -1;
+	/* The fast path's entries of this family go while their relayed
+	 * address (the key) is still known: the program must not relay
+	 * through a closed port until the channels lapse. */
+	for (size_t i = 0; i < a->nchans; i++)
+		if (a->chans[i].peer.family == family)
+			ebpf_channel_clear(r->w, a, &a->chans[i]);
 	if (family == a->relay.family) {
 		/* The second socket becomes the first. */
 		struct event *ev = r->ev;

@@ -603,6 +603,41 @@ def t_walk_lapse():
                 check_eq(metric_wait(EBPF_P2C, 1), 1, "relayed by the program after the new bind")
 
 
+@tap.case("a dual allocation's deleted IPv4 half leaves the fast path at once: its old port relays nothing")
+def t_dual_half():
+    check(os.geteuid() == 0, "needs root")
+    # the IPv6 relayed address: the server namespace's ::1 (its lo is up)
+    with server(["--ebpf-offload", "--ebpf-interface=" + IF_S, "--listening-ip=::1"]) as srv:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as p, \
+                tc.TurnClient(srv.addr, "alice", "secret", local_ip=CLI_IP) as c:
+            p.bind((PEER_IP, 0))
+            peer = p.getsockname()
+            # ADDITIONAL-ADDRESS-FAMILY IPv6 (RFC 8656 section 7.2)
+            r = c.allocate(extra=[tc.Attr.raw(0x8000, struct.pack("!B3x", 2))])
+            check(r.is_success(), "dual Allocate: %r" % r)
+            rel = [tc.decode_xor_addr(v, r.tid) for at, v, _ in r.attrs if at == tc.XOR_RELAYED_ADDRESS]
+            check_eq(len(rel), 2, "relayed addresses")
+            r4 = [a for a in rel if ":" not in a[0]][0]
+            check(c.create_permission(peer).is_success(), "CreatePermission")
+            check(c.channel_bind(0x4000, peer).is_success(), "ChannelBind")
+            check_eq(metric_wait(WALKED, 1), 1, "allocations walked, channel bound")
+            p.sendto(b"fast", tuple(r4))
+            got = c.recv_data(timeout=2.0)
+            check(got is not None and got[:2] == ("chan", 0x4000) and got[2] == b"fast",
+                  "relayed before the delete: %r" % (got,))
+            check_eq(metric_wait(EBPF_P2C, 1), 1, "relayed by the program before the delete")
+            fam4 = tc.Attr.raw(tc.REQUESTED_ADDRESS_FAMILY, struct.pack("!B3x", 1))
+            r = c.auth_request(tc.REFRESH, [tc.Attr.lifetime(0), fam4])[0]
+            check(r.is_success(), "Refresh 0 of the IPv4 half: %r" % r)
+            # gone with the answer, not at the next tick or when the channel lapses
+            check_eq(metric_wait(WALKED, 0, timeout=1.5), 0, "allocations walked after the IPv4 half went")
+            p.sendto(b"after", tuple(r4))
+            got = c.recv_data(timeout=1.0)
+            check(got is None, "the deleted IPv4 port still relays: %r" % (got,))
+            time.sleep(1.2)  # a tick: the program's counter would show it
+            check_eq(metrics().get(EBPF_P2C, 0), 1, "relayed by the program in all")
+
+
 @tap.case("without CAP_BPF / CAP_NET_ADMIN: one line logged, relaying goes on through sockets")
 def t_no_capability():
     check(os.geteuid() == 0, "needs root")
