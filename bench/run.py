@@ -7,6 +7,18 @@ coturn (Debian 4.6.1), coturn 4.17.1 (defaults), coturn 4.17.1 (fast flags),
 turnstone, forwarder, then again, ... per case; the 4.17.1 columns only with
 --turnserver PATH (a build of coturn 4.17.1, bench/coturn.sh).
 Only the processes started here are ever signalled, by PID.
+
+--veth (root): the UDP cases across a real interface, for the in-kernel fast
+path (ebpf-offload) of issue 14. run.py makes two network namespaces of its
+own (tsB-s*, tsB-c*) joined by a veth pair, runs every server in the server
+namespace on 10.201.0.1 and tsload in the client namespace (10.201.0.2, its
+echo peer on 10.201.16.1 and up, a local route), and adds "turnstone +
+ebpf-offload". Server and generator are pinned to CPUs of their own (server
+CPU 1, tsload and run.py CPU 0), and so is each side's receive processing
+(RPS on each veth), so that CPU 1's busy time (user + system + irq + softirq,
+/proc/stat) is what the server side spent, in its process and in the
+kernel, whether a packet woke the server or not. The private addresses exist
+only inside the two namespaces, which are deleted at the end.
 """
 import argparse
 import json
@@ -29,9 +41,10 @@ import time
 NEW, FAST = "coturn-4.17", "coturn-4.17-fast"
 FAST_ARGS = ["--multiplex-peer", "--udp-gso", "--udp-recvmmsg"]
 SERVERS = ["coturn", NEW, FAST, "turnstone", "forwarder"]
+EBPF = "turnstone-ebpf"  # --veth: turnstone with ebpf-offload on the server's veth
 COTURNS = ("coturn", NEW, FAST)
 LABELS = {"coturn": "coturn 4.6.1 (Debian)", NEW: "coturn 4.17.1", FAST: "coturn 4.17.1 fast",
-          "turnstone": "turnstone", "forwarder": "forwarder"}
+          "turnstone": "turnstone", "forwarder": "forwarder", EBPF: "turnstone + ebpf-offload"}
 # turnstone with every quota, rate limit and the metrics listener switched
 # on, with limits far above what the load needs (so the checks run on every
 # packet and Allocate but never refuse): the cost of issue 11's bookkeeping.
@@ -68,6 +81,116 @@ CASES = [
 ]
 
 live = []  # Popen objects started here
+VETH_CASES = ("hot", "scale", "sat", "ping")
+# --veth: one server CPU, so the paced cases offer what every server relays
+# without saturating it (coturn 4.6.1 at about 25 µs per packet over veth:
+# 30,000 packets/s is 75 % of its CPU); the loopback figures stay as they are.
+VETH_OVERRIDE = {
+    "hot": ("UDP hot over veth: 50 alloc x 300 msg/s x 100 B, echoed",
+            "--case data --allocs 50 --rate 300 --duration 6", "--case data --allocs 50 --rate 300 --duration 2"),
+    "scale": ("UDP at scale over veth: 2000 alloc x 5 msg/s x 100 B, echoed",
+              "--case data --allocs 2000 --rate 5 --duration 8", "--case data --allocs 2000 --rate 5 --duration 3"),
+    "sat": ("UDP saturated over veth: 50 alloc, as fast as the generator can send",
+            "--case data --allocs 50 --rate 0 --duration 5", "--case data --allocs 50 --rate 0 --duration 2"),
+    "ping": ("Latency over veth: back-to-back pings through the relay",
+             "--case ping --duration 4", "--case ping --duration 2"),
+}
+
+
+class Net:
+    """Where the servers and the generator run: 127.0.0.1, or --veth's namespaces."""
+    veth = False
+    host = "127.0.0.1"      # the servers' listening and relay address
+    client = "127.0.0.1"    # tsload's clients
+    peer = "127.0.0.1"      # tsload's echo peer (first address)
+    ns_s = ns_c = if_s = if_c = None
+    srv_cpu = gen_cpu = None
+    orig_ns = None
+
+
+NET = Net()
+CLONE_NEWNET = 0x40000000
+
+
+def sh(*cmd):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd), r.returncode, r.stdout.strip()))
+    return r.stdout
+
+
+def setns(path):
+    import ctypes
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + path)
+    finally:
+        os.close(fd)
+
+
+def veth_up():
+    """The namespaces, the veth pair, addresses, routes, RPS; then run.py joins the client side."""
+    tag = str(os.getpid())
+    NET.ns_s, NET.ns_c = "tsB-s" + tag, "tsB-c" + tag
+    NET.if_s, NET.if_c = "tsB-s" + tag[-6:], "tsB-c" + tag[-6:]
+    NET.veth, NET.host, NET.client, NET.peer = True, "10.201.0.1", "10.201.0.2", "10.201.16.1"
+    sh("ip", "netns", "add", NET.ns_s)
+    sh("ip", "netns", "add", NET.ns_c)
+    sh("ip", "link", "add", NET.if_s, "netns", NET.ns_s, "type", "veth", "peer", "name", NET.if_c,
+       "netns", NET.ns_c)
+    sh("ip", "-n", NET.ns_s, "addr", "add", NET.host + "/24", "dev", NET.if_s)
+    sh("ip", "-n", NET.ns_c, "addr", "add", NET.client + "/24", "dev", NET.if_c)
+    for ns, dev in ((NET.ns_s, NET.if_s), (NET.ns_c, NET.if_c)):
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+    # the echo peer's addresses (one per allocation for coturn --multiplex-peer)
+    sh("ip", "-n", NET.ns_c, "route", "add", "local", "10.201.16.0/20", "dev", "lo")
+    sh("ip", "-n", NET.ns_s, "route", "add", "10.201.16.0/20", "via", NET.client)
+    # Full UDP checksums from the client side (a CHECKSUM_PARTIAL datagram,
+    # from a local sender with tx offload, is left to the socket path by
+    # the tc program: docs/ebpf.md), and the client side verifies every
+    # checksum in software, so a wrong rewrite shows as loss. The same for
+    # every server.
+    sh("ip", "netns", "exec", NET.ns_c, "ethtool", "-K", NET.if_c, "tx", "off", "rx", "off")
+    sh("ip", "netns", "exec", NET.ns_s, "sysctl", "-q", "-w", "net.ipv4.conf.%s.forwarding=1" % NET.if_s)
+    ncpu = os.cpu_count() or 1
+    if ncpu >= 2:
+        NET.gen_cpu, NET.srv_cpu = 0, 1
+        for ns, dev, cpu in ((NET.ns_s, NET.if_s, NET.srv_cpu), (NET.ns_c, NET.if_c, NET.gen_cpu)):
+            sh("ip", "netns", "exec", ns, "sh", "-c",
+               "for q in /sys/class/net/%s/queues/rx-*; do echo %x > $q/rps_cpus; done" % (dev, 1 << cpu))
+        os.sched_setaffinity(0, {NET.gen_cpu})
+    NET.orig_ns = os.open("/proc/self/ns/net", os.O_RDONLY)
+    setns("/var/run/netns/" + NET.ns_c)
+
+
+def veth_down():
+    if NET.orig_ns is not None:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).setns(NET.orig_ns, CLONE_NEWNET)
+        NET.orig_ns = None
+    for ns in (NET.ns_s, NET.ns_c):
+        if ns:
+            subprocess.run(["ip", "netns", "del", ns], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bpf_prog_stats():
+    """(run_cnt, run_time_ns) of turnstone's tc program ts_relay, or None (bpftool, kernel.bpf_stats_enabled)."""
+    try:
+        r = subprocess.run(["bpftool", "-j", "prog", "show"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           timeout=10)
+        progs = json.loads(r.stdout.decode() or "[]")
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    cnt = ns = 0
+    found = False
+    for pr in progs:
+        if pr.get("name") == "ts_relay":
+            found = True
+            cnt += pr.get("run_cnt", 0)
+            ns += pr.get("run_time_ns", 0)
+    return (cnt, ns) if found else None
 
 
 def log(*a):
@@ -75,7 +198,7 @@ def log(*a):
 
 
 def free_port(kind=socket.SOCK_DGRAM, both=True):
-    """A port free on 127.0.0.1 for UDP and TCP."""
+    """A port free on 127.0.0.1 (here; with --veth, in the client namespace) for UDP and TCP."""
     for _ in range(200):
         s = socket.socket(socket.AF_INET, kind)
         s.bind(("127.0.0.1", 0))
@@ -104,7 +227,7 @@ def stun_ready(port, timeout=10.0):
     try:
         while time.time() < end:
             try:
-                s.sendto(req, ("127.0.0.1", port))
+                s.sendto(req, (NET.host, port))
                 d, _ = s.recvfrom(2048)
                 if len(d) >= 20 and d[8:20] == req[8:20]:
                     return True
@@ -119,7 +242,7 @@ def tcp_ready(port, timeout=5.0):
     end = time.time() + timeout
     while time.time() < end:
         try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            socket.create_connection((NET.host, port), 0.2).close()
             return True
         except OSError:
             time.sleep(0.05)
@@ -144,9 +267,9 @@ def start_server(name, args, tmp, tcp):
     logf = open(os.path.join(tmp, f"{name}.log"), "ab")
     if name in COTURNS:
         tls, alt, alttls = free_port(), free_port(), free_port()
-        cmd = [args.turnserver if name != "coturn" else args.debian_turnserver, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
+        cmd = [args.turnserver if name != "coturn" else args.debian_turnserver, "-n", f"--listening-ip={NET.host}", f"--listening-port={port}",
                f"--tls-listening-port={tls}", f"--alt-listening-port={alt}",
-               f"--alt-tls-listening-port={alttls}", "--relay-ip=127.0.0.1",
+               f"--alt-tls-listening-port={alttls}", f"--relay-ip={NET.host}",
                f"--min-port={MIN_PORT}", f"--max-port={MAX_PORT}", f"--realm={REALM}",
                f"--user={USER}:{PASS}", "--lt-cred-mech", f"--relay-threads={THREADS}",
                "--allow-loopback-peers", "--no-cli", "--no-dtls", f"--cert={tmp}/cert.pem",
@@ -155,20 +278,28 @@ def start_server(name, args, tmp, tcp):
         if name == FAST:
             # the shared relay sockets bind --multiplex-peer-port + 0..3
             cmd += FAST_ARGS + [f"--multiplex-peer-port={MP_PORT}"]
-    elif name in ("turnstone", LIMITED, BASE):
+    elif name in ("turnstone", LIMITED, BASE, EBPF):
         tls = free_port()
-        cmd = [args.baseline if name == BASE else args.turnstone, "--listening-ip=127.0.0.1", f"--listening-port={port}",
-               f"--tls-listening-port={tls}", "--relay-ip=127.0.0.1", f"--min-port={MIN_PORT}",
+        cmd = [args.baseline if name == BASE else args.turnstone, f"--listening-ip={NET.host}", f"--listening-port={port}",
+               f"--tls-listening-port={tls}", f"--relay-ip={NET.host}", f"--min-port={MIN_PORT}",
                f"--max-port={MAX_PORT}", f"--realm={REALM}", f"--user={USER}:{PASS}",
                f"--relay-threads={THREADS}", "--allow-loopback-peers", "--rfc5766-channels",
                f"--cert={tmp}/cert.pem", f"--pkey={tmp}/key.pem", "--no-signaling",
                f"--log-file={tmp}/turnstone-server.log"]
+        if NET.veth:
+            cmd += ["--allowed-peer-ip=10.201.16.0/20"]
+        if name == EBPF:
+            cmd += ["--ebpf-offload", f"--ebpf-interface={NET.if_s}"]
         if name == LIMITED:
             cmd += LIMIT_ARGS + [f"--prometheus-ip=127.0.0.1", f"--prometheus-port={free_port(socket.SOCK_STREAM)}"]
     else:
         tls = None
-        cmd = [args.fwd, "-l", "127.0.0.1", "-p", str(port), "-e", f"127.0.0.1:{peer}",
+        cmd = [args.fwd, "-l", NET.host, "-p", str(port), "-e", f"{NET.peer}:{peer}",
                "-t", str(THREADS)] + (["-T"] if tcp else [])
+    if NET.veth:
+        # ip netns exec and taskset exec: the PID is the server's
+        cmd = ["ip", "netns", "exec", NET.ns_s] + (["taskset", "-c", str(NET.srv_cpu)] if NET.srv_cpu is not None
+                                                   else []) + cmd
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE if name == "forwarder" else logf, stderr=logf,
                          stdin=subprocess.DEVNULL, start_new_session=True)
     live.append(p)
@@ -201,8 +332,8 @@ def run_one(args, tmp, case, server, cargs):
     tcp = "--proto tcp" in cargs
     p, port, tls, peer = start_server(server, args, tmp, tcp)
     try:
-        cmd = [args.tsload, "--server", f"127.0.0.1:{tls if proto_tls else port}",
-               "--peer", f"127.0.0.1:{peer}", "--pid", str(p.pid),
+        cmd = [args.tsload, "--server", f"{NET.host}:{tls if proto_tls else port}",
+               "--peer", f"{NET.peer}:{peer}", "--client-ip", NET.client, "--pid", str(p.pid),
                "--mode", "raw" if server == "forwarder" else "turn"] + cargs.split()
         if server == FAST:
             # --multiplex-peer demultiplexes by peer IP:port on one socket per
@@ -210,24 +341,32 @@ def run_one(args, tmp, case, server, cargs):
             cmd += ["--peer-ips", cargs.split()[cargs.split().index("--allocs") + 1]
                     if "--allocs" in cargs else "64"]
         srv_fd_limit = fd_limit(p.pid)
+        if NET.gen_cpu is not None:
+            cmd = ["taskset", "-c", str(NET.gen_cpu)] + cmd
+        bpf0 = bpf_prog_stats() if server == EBPF else None
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180)
         err = r.stderr.decode(errors="replace").strip()
         if err:
             log(f"    tsload: {err.splitlines()[0]}" + (f" (+{len(err.splitlines()) - 1} lines)"
                                                        if len(err.splitlines()) > 1 else ""))
         res = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        bpf1 = bpf_prog_stats() if server == EBPF else None
+        if bpf0 and bpf1:
+            res["bpf_run_cnt"], res["bpf_run_ns"] = bpf1[0] - bpf0[0], bpf1[1] - bpf0[1]
         if p.poll() is not None:
             raise RuntimeError(f"{server} exited during the run")
     finally:
         stop(p)
     res["server"], res["bench_case"] = server, case
+    res["veth"], res["srv_cpu"] = NET.veth, NET.srv_cpu
     res["srv_fd_limit"], res["gen_fd_limit"] = srv_fd_limit, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return res
 
 
 def direct_ping(args, cargs):
     peer = free_port()
-    cmd = [args.tsload, "--server", "127.0.0.1:9", "--peer", f"127.0.0.1:{peer}", "--mode", "direct"] + cargs.split()
+    cmd = [args.tsload, "--server", f"{NET.host}:9", "--peer", f"{NET.peer}:{peer}", "--client-ip", NET.client,
+           "--mode", "direct"] + cargs.split()
     r = subprocess.run(cmd, stdout=subprocess.PIPE, timeout=120)
     return json.loads(r.stdout.decode().strip().splitlines()[-1])
 
@@ -240,11 +379,24 @@ def metric(case, r):
         relayed = r["peer_rx"] + r["recv"]
         cpu = r["srv_user_s"] + r["srv_sys_s"]
         loss = 100.0 * (r["sent"] - r["recv"]) / r["sent"] if r["sent"] else 100.0
+        vx = {}
+        if r.get("veth") and r.get("srv_cpu") is not None:
+            # the server side's CPU, in and out of the process (module docstring)
+            host = r["cpu_busy_s"][r["srv_cpu"]]
+            vx = {"us_proc": 1e6 * cpu / max(relayed, 1),
+                  "us_softirq": 1e6 * r["cpu_softirq_s"][r["srv_cpu"]] / max(relayed, 1),
+                  "gen_cpu_busy_pct": 100.0 * r["cpu_busy_s"][1 - r["srv_cpu"]] / r["wall_s"]
+                  if len(r["cpu_busy_s"]) == 2 else float("nan")}
+            if r.get("bpf_run_cnt"):
+                vx["bpf_ns_per_run"] = r["bpf_run_ns"] / r["bpf_run_cnt"]
+                vx["bpf_runs_per_pkt"] = r["bpf_run_cnt"] / max(relayed, 1)
+            cpu = host
         ex = {"us_user": 1e6 * r["srv_user_s"] / max(relayed, 1), "us_sys": 1e6 * r["srv_sys_s"] / max(relayed, 1),
               "loss_pct": loss, "relayed_kpps": relayed / r["duration_s"] / 1e3,
               "offered_kpps": r["sent"] / r["duration_s"] / 1e3,
               "gen_cpu_pct": 100.0 * r["gen_cpu_s"] / r["wall_s"],
               "pkts_per_cpu_s": relayed / cpu if cpu > 0 else 0, "ready": r["ready"]}
+        ex.update(vx)
         if r["bench_case"] == "sat":
             return relayed / cpu if cpu > 0 else 0, ex
         return 1e6 * cpu / max(relayed, 1), ex
@@ -284,12 +436,18 @@ def fmt(x):
     return f"{x:.2f}"
 
 
+RATIOS = [("turnstone", NEW), ("turnstone", FAST), ("turnstone", "coturn"), ("turnstone", "forwarder")]
+RATIOS_VETH = [(EBPF, NEW), (EBPF, FAST), (EBPF, "forwarder"), ("turnstone", FAST), ("turnstone", "forwarder")]
+SHORT = {"coturn": "coturn 4.6.1", NEW: "coturn 4.17.1", FAST: "coturn 4.17.1 fast", "turnstone": "turnstone",
+         "forwarder": "forwarder", EBPF: "turnstone+ebpf"}
+
+
 def summarize(results, direct):
     lines = []
-    lines.append("| case | figure | " + " | ".join(LABELS[s] for s in SERVERS) +
-                 " | turnstone/coturn 4.17.1 | turnstone/coturn 4.17.1 fast | turnstone/coturn 4.6.1 "
-                 "| turnstone/forwarder |")
-    lines.append("|---" * (len(SERVERS) + 6) + "|")
+    ratios = RATIOS_VETH if EBPF in SERVERS else RATIOS
+    lines.append("| case | figure | " + " | ".join(LABELS[s] for s in SERVERS) + " | " +
+                 " | ".join(f"{SHORT[a]}/{SHORT[b]}" for a, b in ratios) + " |")
+    lines.append("|---" * (len(SERVERS) + 2 + len(ratios)) + "|")
     limited = []
     extras = []
     chart = []
@@ -317,9 +475,8 @@ def summarize(results, direct):
                 return "n/a"
             return f"{med(main[a]) / med(main[b]):.2f}x"
 
-        lines.append(f"| {title} | {UNITS[name]} | " + " | ".join(cell(s) for s in SERVERS) +
-                     f" | {ratio('turnstone', NEW)} | {ratio('turnstone', FAST)} | {ratio('turnstone', 'coturn')} | "
-                     f"{ratio('turnstone', 'forwarder')} |")
+        lines.append(f"| {title} | {UNITS[name]} | " + " | ".join(cell(s) for s in SERVERS) + " | " +
+                     " | ".join(ratio(a, b) for a, b in ratios) + " |")
         if LIMITED in main and "turnstone" in main:
             def user(sv):
                 return fmt(ex[sv]["us_user"]) if sv in ex and "us_user" in ex[sv] else "n/a"
@@ -377,6 +534,7 @@ set grid ytics
 
 
 def main():
+    global SERVERS, THREADS, CASES
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int)
@@ -393,10 +551,21 @@ def main():
                     help="also run turnstone with quotas, rate limits and metrics on (hot and scale cases)")
     ap.add_argument("--baseline", help="with --limits: a turnstone binary from before them, run as turnstone-base")
     ap.add_argument("--replot", action="store_true", help="only redo summary and chart from OUT/results.json")
+    ap.add_argument("--veth", action="store_true",
+                    help="UDP cases across a veth pair between two namespaces of its own, with turnstone + "
+                         "ebpf-offload (root; see the module docstring)")
     args = ap.parse_args()
+    if args.veth or (args.replot and os.path.exists(os.path.join(args.out, "results.json")) and
+                     json.load(open(os.path.join(args.out, "results.json"))).get("veth")):
+        CASES = [(n,) + VETH_OVERRIDE[n] + (sv,) for n, _, _, _, sv in CASES if n in VETH_OVERRIDE]
+        # one server CPU: one relay thread for every server
+        SERVERS = ["coturn", NEW, FAST, "turnstone", EBPF, "forwarder"]
+        THREADS = 1
     if args.replot:
         with open(os.path.join(args.out, "results.json")) as f:
             saved = json.load(f)
+        if saved.get("veth") or any(r["server"] == EBPF for r in saved["results"]):
+            SERVERS = ["coturn", NEW, FAST, "turnstone", EBPF, "forwarder"]
         lines, extras, chart = summarize(saved["results"], saved["direct_ping"])
         text = "\n".join(lines) + "\n\nMedians of the other figures per case and server:\n\n" + "\n".join(extras) + "\n"
         with open(os.path.join(args.out, "summary.md"), "w") as f:
@@ -406,6 +575,28 @@ def main():
         return
     runs = args.runs or (1 if args.quick else 3)
     want = args.cases.split(",")
+    bpf_stats_old = None
+    if args.veth:
+        bad = [c for c in want if c not in VETH_CASES]
+        if bad and args.cases != ap.get_default("cases"):
+            sys.exit(f"bench: --veth runs only the cases {','.join(VETH_CASES)}, not {','.join(bad)}")
+        want = [c for c in want if c in VETH_CASES]
+        if os.geteuid() != 0:
+            sys.exit("bench: --veth needs root (network namespaces, tc, bpf)")
+        # the program's own run time (bpftool prog show: run_time_ns); its
+        # cost (two clock reads per run) is paid in the offload figures
+        try:
+            with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+                bpf_stats_old = f.read().strip()
+            with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                f.write("1")
+        except OSError:
+            bpf_stats_old = None
+        try:
+            veth_up()
+        except Exception:
+            veth_down()
+            raise
     os.makedirs(args.out, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="turnstone-bench.")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{tmp}/key.pem",
@@ -415,6 +606,8 @@ def main():
     def on_signal(sig, frm):
         for p in list(live):
             stop(p)
+        if args.veth:
+            veth_down()
         sys.exit(130)
 
     signal.signal(signal.SIGINT, on_signal)
@@ -428,6 +621,9 @@ def main():
             cargs = quick if args.quick else full
             if not args.turnserver:
                 servers = [x for x in servers if x not in (NEW, FAST)]
+            if args.veth:
+                i = servers.index("turnstone")
+                servers = servers[:i + 1] + [EBPF] + servers[i + 1:]
             if args.limits and name in ("hot", "scale"):
                 # next to plain turnstone, so load drifts hit all of them alike
                 i = servers.index("turnstone")
@@ -458,8 +654,13 @@ def main():
     finally:
         for p in list(live):
             stop(p)
+        if args.veth:
+            veth_down()
+            if bpf_stats_old is not None:
+                with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                    f.write(bpf_stats_old)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"results": results, "direct_ping": direct, "runs": runs, "quick": args.quick,
+        json.dump({"results": results, "direct_ping": direct, "runs": runs, "quick": args.quick, "veth": args.veth,
                    "elapsed_s": time.time() - t_start}, f, indent=1)
     lines, extras, chart = summarize(results, direct)
     text = "\n".join(lines) + "\n\nMedians of the other figures per case and server:\n\n" + "\n".join(extras) + "\n"

@@ -22,8 +22,11 @@
  * demultiplex peers by IP:port on one shared socket (coturn --multiplex-peer),
  * which need a distinct peer per allocation.
  * With --pid, the server's user and system CPU over the measured window are
- * read from /proc/PID/stat. One JSON object on stdout. All sockets are on
- * the loopback addresses given; every loop is bounded in time.
+ * read from /proc/PID/stat, and every CPU's busy and softirq time from
+ * /proc/stat. --client-ip binds the clients to that address (default
+ * 127.0.0.1). One JSON object on stdout. All sockets are on the addresses
+ * given: loopback, or bench/run.sh --veth's own namespaces; every loop is
+ * bounded in time.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -80,6 +83,7 @@ static struct {
 	const char *user, *pass;
 	int pid;
 	int peer_ips;               /* distinct peer IPs, from peer's upward */
+	struct in_addr client_ip;   /* the clients' source address (--client-ip) */
 } o = { .mode = M_TURN, .proto = P_UDP, .cas = C_DATA, .n = 1, .rate = 100, .size = 100, .inflight = 16,
 	.duration = 3, .user = "bench", .pass = "benchpw", .pid = 0, .peer_ips = 1 };
 
@@ -165,6 +169,73 @@ static long proc_nfds(int pid)
 			n++;
 	closedir(d);
 	return n;
+}
+
+/* Per-CPU time, seconds, from /proc/stat, for up to MAX_CPUS CPUs.
+ * The tick-sampled fields (user, system, softirq) miss what a CPU does
+ * between ticks while it is otherwise idle (a softirq woken by an IPI on a
+ * tickless idle CPU: exactly where an in-kernel fast path runs), but the
+ * idle field of a tickless CPU is measured, not sampled. So busy is taken
+ * as elapsed time minus idle and iowait; softirq and steal (time a VM's
+ * hypervisor ran something else; when it delays an idle vCPU's wake-up the
+ * guest counts that as idle too, so it is not subtracted) are the sampled
+ * fields, for the record. The benchmark's --veth mode pins the server and its
+ * interface's receive processing to one CPU, so that CPU's busy time is what
+ * the server host spent, in and out of the process. */
+#define MAX_CPUS 64
+struct host_cpu {
+	int n;
+	uint64_t at_ns;
+	double idle[MAX_CPUS], soft[MAX_CPUS], ticks[MAX_CPUS], steal[MAX_CPUS];
+};
+
+static uint64_t now_ns(void);
+
+static void host_cpu(struct host_cpu *h)
+{
+	char line[512];
+	unsigned long long us, ni, sy, id, io, irq, sirq, st;
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	int cpu;
+	FILE *f = fopen("/proc/stat", "r");
+
+	h->n = 0;
+	h->at_ns = now_ns();
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &us, &ni, &sy, &id, &io, &irq,
+			   &sirq, &st) != 9 || cpu < 0 || cpu >= MAX_CPUS)
+			continue;
+		h->idle[cpu] = (double)(id + io) / hz;
+		h->steal[cpu] = (double)st / hz;
+		h->soft[cpu] = (double)sirq / hz;
+		h->ticks[cpu] = (double)(us + ni + sy + irq + sirq) / hz;
+		if (cpu + 1 > h->n)
+			h->n = cpu + 1;
+	}
+	fclose(f);
+}
+
+/* The JSON fields "cpu_busy_s" (elapsed - idle - iowait), "cpu_steal_s",
+ * "cpu_softirq_s" and "cpu_tick_busy_s" (sampled): per-CPU deltas. */
+static void print_host_cpu(const struct host_cpu *a, const struct host_cpu *b)
+{
+	double el = (double)(b->at_ns - a->at_ns) / 1e9;
+
+	printf(",\"cpu_busy_s\":[");
+	for (int c = 0; c < b->n; c++)
+		printf("%s%.3f", c ? "," : "", el - (b->idle[c] - a->idle[c]));
+	printf("],\"cpu_softirq_s\":[");
+	for (int c = 0; c < b->n; c++)
+		printf("%s%.3f", c ? "," : "", b->soft[c] - a->soft[c]);
+	printf("],\"cpu_steal_s\":[");
+	for (int c = 0; c < b->n; c++)
+		printf("%s%.3f", c ? "," : "", b->steal[c] - a->steal[c]);
+	printf("],\"cpu_tick_busy_s\":[");
+	for (int c = 0; c < b->n; c++)
+		printf("%s%.3f", c ? "," : "", b->ticks[c] - a->ticks[c]);
+	printf("],\"cpu_window_s\":%.3f", el);
 }
 
 static double self_cpu(void)
@@ -351,7 +422,7 @@ static int sess_open(struct sess *s, int i)
 		static unsigned next = 0;
 		struct sockaddr_in me = { .sin_family = AF_INET };
 
-		me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		me.sin_addr = o.client_ip;
 		for (int k = 0; k < 1000; k++) {
 			me.sin_port = htons((uint16_t)(33000 + next++ % 28000));
 			if (bind(s->fd, (struct sockaddr *)&me, sizeof(me)) == 0)
@@ -789,18 +860,20 @@ static void usage(void)
 		"usage: tsload --server IP:PORT --peer IP:PORT [--mode turn|raw|direct] [--proto udp|tcp|tls]\n"
 		"              [--case data|cycles|hold|ping] [--allocs N] [--rate MSG/S] [--size B]\n"
 		"              [--duration S] [--inflight K] [--user U --pass P] [--pid SERVERPID]\n"
-		"              [--peer-ips K]\n");
+		"              [--peer-ips K] [--client-ip IP]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	double u0 = 0, s0 = 0, u1 = 0, s1 = 0, lc0, lc1, setup_s, wall;
+	static struct host_cpu h0, h1;
 	uint64_t t0, t1, tsetup, sent = 0, recv = 0;
 	long rss0 = -1, rss1 = -1, fd0 = -1, fd1 = -1;
 	struct epoll_event ev;
 	int i, bufsz = 8 << 20;
 
+	o.client_ip.s_addr = htonl(INADDR_LOOPBACK);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -820,7 +893,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--case"))
 			o.cas = !strcmp(v, "cycles") ? C_CYCLES : !strcmp(v, "hold") ? C_HOLD
 				: !strcmp(v, "ping") ? C_PING : C_DATA;
-		else if (!strcmp(a, "--allocs"))
+		else if (!strcmp(a, "--client-ip")) {
+			if (inet_pton(AF_INET, v, &o.client_ip) != 1)
+				usage();
+		} else if (!strcmp(a, "--allocs"))
 			o.n = atoi(v);
 		else if (!strcmp(a, "--rate"))
 			o.rate = atoi(v);
@@ -946,6 +1022,7 @@ int main(int argc, char **argv)
 	if (o.pid > 0)
 		proc_cpu(o.pid, &u0, &s0);
 	lc0 = self_cpu();
+	host_cpu(&h0);
 	t0 = now_ns();
 	t1 = t0 + (uint64_t)(o.duration * 1e9);
 	if (o.cas == C_CYCLES) {
@@ -1003,6 +1080,7 @@ int main(int argc, char **argv)
 	}
 	wall = (double)(now_ns() - t0) / 1e9;
 	lc1 = self_cpu();
+	host_cpu(&h1);
 	if (o.pid > 0)
 		proc_cpu(o.pid, &u1, &s1);
 	for (i = 0; i < o.n; i++) {
@@ -1011,9 +1089,11 @@ int main(int argc, char **argv)
 	}
 	if (o.cas == C_CYCLES) {
 		printf("{\"case\":\"cycles\",\"inflight\":%d,\"cycles\":%llu,\"failed\":%llu,\"wall_s\":%.3f,"
-		       "\"srv_user_s\":%.3f,\"srv_sys_s\":%.3f,\"gen_cpu_s\":%.3f}\n",
+		       "\"srv_user_s\":%.3f,\"srv_sys_s\":%.3f,\"gen_cpu_s\":%.3f",
 		       o.n, (unsigned long long)cycles, (unsigned long long)cycle_fail, wall, u1 - u0, s1 - s0,
 		       lc1 - lc0);
+		print_host_cpu(&h0, &h1);
+		printf("}\n");
 	} else if (o.cas == C_PING) {
 		if (ping_child > 0) {
 			kill(ping_child, SIGTERM);
@@ -1021,16 +1101,20 @@ int main(int argc, char **argv)
 		}
 		qsort(rtts, nrtt, sizeof(*rtts), cmp_u64);
 		printf("{\"case\":\"ping\",\"pings\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"lost\":%llu,"
-		       "\"srv_user_s\":%.3f,\"srv_sys_s\":%.3f}\n",
+		       "\"srv_user_s\":%.3f,\"srv_sys_s\":%.3f",
 		       nrtt, nrtt ? rtts[nrtt / 2] / 1e3 : -1.0, nrtt ? rtts[(size_t)(nrtt * 0.99)] / 1e3 : -1.0,
 		       (unsigned long long)(ss[0].sent - ss[0].recv), u1 - u0, s1 - s0);
+		print_host_cpu(&h0, &h1);
+		printf("}\n");
 	} else {
 		printf("{\"case\":\"data\",\"allocs\":%d,\"ready\":%llu,\"setup_s\":%.3f,\"rate\":%d,\"duration_s\":%.3f,"
 		       "\"wall_s\":%.3f,\"sent\":%llu,\"recv\":%llu,\"peer_rx\":%llu,\"peer_tx\":%llu,"
-		       "\"srv_user_s\":%.3f,\"srv_sys_s\":%.3f,\"gen_cpu_s\":%.3f}\n",
+		       "\"srv_user_s\":%.3f,\"srv_sys_s\":%.3f,\"gen_cpu_s\":%.3f",
 		       o.n, (unsigned long long)(o.n - setup_fail), setup_s, o.rate, o.duration, wall,
 		       (unsigned long long)sent, (unsigned long long)recv, (unsigned long long)peer_rx,
 		       (unsigned long long)peer_tx, u1 - u0, s1 - s0, lc1 - lc0);
+		print_host_cpu(&h0, &h1);
+		printf("}\n");
 	}
 	return 0;
 }
