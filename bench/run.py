@@ -23,6 +23,7 @@ only inside the two namespaces, which are deleted at the end.
 import argparse
 import json
 import resource
+import shutil
 import os
 import signal
 import socket
@@ -42,9 +43,15 @@ NEW, FAST = "coturn-4.17", "coturn-4.17-fast"
 FAST_ARGS = ["--multiplex-peer", "--udp-gso", "--udp-recvmmsg"]
 SERVERS = ["coturn", NEW, FAST, "turnstone", "forwarder"]
 EBPF = "turnstone-ebpf"  # --veth: turnstone with ebpf-offload on the server's veth
+# --veth: one more turnstone-ebpf run per case after the others, with
+# kernel.bpf_stats_enabled on (the program's run time; two clock reads per
+# run, so it is kept out of the main figures) and a perf profile of the
+# server CPU
+EBPF_PROF = "turnstone-ebpf-profile"
 COTURNS = ("coturn", NEW, FAST)
 LABELS = {"coturn": "coturn 4.6.1 (Debian)", NEW: "coturn 4.17.1", FAST: "coturn 4.17.1 fast",
-          "turnstone": "turnstone", "forwarder": "forwarder", EBPF: "turnstone + ebpf-offload"}
+          "turnstone": "turnstone", "forwarder": "forwarder", EBPF: "turnstone + ebpf-offload",
+          EBPF_PROF: "turnstone + ebpf-offload, profiled"}
 # turnstone with every quota, rate limit and the metrics listener switched
 # on, with limits far above what the load needs (so the checks run on every
 # packet and Allocate but never refuse): the cost of issue 11's bookkeeping.
@@ -278,7 +285,7 @@ def start_server(name, args, tmp, tcp):
         if name == FAST:
             # the shared relay sockets bind --multiplex-peer-port + 0..3
             cmd += FAST_ARGS + [f"--multiplex-peer-port={MP_PORT}"]
-    elif name in ("turnstone", LIMITED, BASE, EBPF):
+    elif name in ("turnstone", LIMITED, BASE, EBPF, EBPF_PROF):
         tls = free_port()
         cmd = [args.baseline if name == BASE else args.turnstone, f"--listening-ip={NET.host}", f"--listening-port={port}",
                f"--tls-listening-port={tls}", f"--relay-ip={NET.host}", f"--min-port={MIN_PORT}",
@@ -288,7 +295,7 @@ def start_server(name, args, tmp, tcp):
                f"--log-file={tmp}/turnstone-server.log"]
         if NET.veth:
             cmd += ["--allowed-peer-ip=10.201.16.0/20"]
-        if name == EBPF:
+        if name in (EBPF, EBPF_PROF):
             cmd += ["--ebpf-offload", f"--ebpf-interface={NET.if_s}"]
         if name == LIMITED:
             cmd += LIMIT_ARGS + [f"--prometheus-ip=127.0.0.1", f"--prometheus-port={free_port(socket.SOCK_STREAM)}"]
@@ -343,14 +350,25 @@ def run_one(args, tmp, case, server, cargs):
         srv_fd_limit = fd_limit(p.pid)
         if NET.gen_cpu is not None:
             cmd = ["taskset", "-c", str(NET.gen_cpu)] + cmd
-        bpf0 = bpf_prog_stats() if server == EBPF else None
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180)
+        bpf0 = bpf_prog_stats() if server == EBPF_PROF else None
+        perf = None
+        if server == EBPF_PROF and NET.srv_cpu is not None and getattr(args, "perf_data", None):
+            perf = subprocess.Popen(["taskset", "-c", str(NET.gen_cpu), "perf", "record", "-q", "-F", "999", "-g",
+                                     "-C", str(NET.srv_cpu), "-o", args.perf_data],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            time.sleep(0.5)
+        try:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180)
+        finally:
+            if perf is not None:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(30)
         err = r.stderr.decode(errors="replace").strip()
         if err:
             log(f"    tsload: {err.splitlines()[0]}" + (f" (+{len(err.splitlines()) - 1} lines)"
                                                        if len(err.splitlines()) > 1 else ""))
         res = json.loads(r.stdout.decode().strip().splitlines()[-1])
-        bpf1 = bpf_prog_stats() if server == EBPF else None
+        bpf1 = bpf_prog_stats() if server == EBPF_PROF else None
         if bpf0 and bpf1:
             res["bpf_run_cnt"], res["bpf_run_ns"] = bpf1[0] - bpf0[0], bpf1[1] - bpf0[1]
         if p.poll() is not None:
@@ -454,7 +472,7 @@ def summarize(results, direct):
     for name, title, _, _, servers in CASES:
         main = {}
         ex = {}
-        for s in SERVERS + [LIMITED, BASE]:
+        for s in SERVERS + [LIMITED, BASE, EBPF_PROF]:
             runs = [r for r in results if r["bench_case"] == name and r["server"] == s]
             if not runs:
                 continue
@@ -583,13 +601,9 @@ def main():
         want = [c for c in want if c in VETH_CASES]
         if os.geteuid() != 0:
             sys.exit("bench: --veth needs root (network namespaces, tc, bpf)")
-        # the program's own run time (bpftool prog show: run_time_ns); its
-        # cost (two clock reads per run) is paid in the offload figures
         try:
             with open("/proc/sys/kernel/bpf_stats_enabled") as f:
                 bpf_stats_old = f.read().strip()
-            with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
-                f.write("1")
         except OSError:
             bpf_stats_old = None
         try:
@@ -647,6 +661,31 @@ def main():
                                 f"see the server log in {tmp})")
                     log(f"  run {i + 1} {s:9s} {fmt(m)} {UNITS[name]}  " +
                         " ".join(f"{k}={fmt(v)}" for k, v in ex.items()))
+                if args.veth and name != "ping" and bpf_stats_old is not None and i == runs - 1:
+                    # the profile run (EBPF_PROF above), after the last round
+                    args.perf_data = os.path.join(tmp, f"perf-{name}.data") if shutil.which("perf") else None
+                    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                        f.write("1")
+                    try:
+                        r = run_one(args, tmp, name, EBPF_PROF, cargs)
+                        r["run"] = i + 1
+                        results.append(r)
+                        m, ex = metric(name, r)
+                        log(f"  profile {EBPF_PROF} {fmt(m)} {UNITS[name]}  " +
+                            " ".join(f"{k}={fmt(v)}" for k, v in ex.items()))
+                        if args.perf_data and os.path.exists(args.perf_data):
+                            rep_txt = subprocess.run(["perf", "report", "-i", args.perf_data, "--no-children",
+                                                      "--sort", "symbol", "--stdio", "-g", "none",
+                                                      "--percent-limit", "0.5"],
+                                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120)
+                            os.makedirs(args.out, exist_ok=True)
+                            with open(os.path.join(args.out, f"profile-{name}.txt"), "wb") as f:
+                                f.write(rep_txt.stdout)
+                    except Exception as e:
+                        log(f"  profile {EBPF_PROF}: FAILED: {e}")
+                    finally:
+                        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+                            f.write("0")
                 if name == "ping":
                     d = direct_ping(args, cargs)
                     direct.append(d)
