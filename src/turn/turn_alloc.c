@@ -177,6 +177,8 @@ void turn_alloc_expire(struct turn_alloc *a, uint64_t now)
 	for (i = j = 0; i < a->nchans; i++)
 		if (now < a->chans[i].expires + TURN_CHANNEL_QUARANTINE)
 			a->chans[j++] = a->chans[i];
+		else
+			free(a->chans[i].ebpf_seen); /* NULL unless the owner failed to clear it */
 	a->nchans = (uint8_t)j;
 	/* Shrink to nothing only: an allocation that used some and lost all
 	 * returns to the size of one that never had any. */
@@ -233,6 +235,8 @@ void turn_alloc_free(struct turn_alloc *a)
 	if (a->username != no_user)
 		free((char *)a->username);
 	free(a->perms);
+	for (size_t i = 0; i < a->nchans; i++)
+		free(a->chans[i].ebpf_seen);
 	free(a->chans);
 	free(a->last_resp);
 	free(a);

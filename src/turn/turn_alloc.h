@@ -31,11 +31,13 @@ struct turn_chan {
 	struct stun_addr peer;
 	uint64_t expires;        /* binding usable while now < expires */
 	/* ebpf-offload (net/ebpf/ebpf.h): 1 while the kernel map holds this
-	 * channel, and its counters as last added to the statistics, per
-	 * direction (STATS_TO_PEER, _TO_CLIENT): packets, bytes, datagrams
-	 * dropped by max-bps, by bps-capacity */
+	 * channel, and then ebpf_seen its counters as last added to the
+	 * statistics, [direction (STATS_TO_PEER, _TO_CLIENT)][packets, bytes,
+	 * datagrams dropped by max-bps, by bps-capacity]: malloc'd while ebpf
+	 * is 1, else NULL (64 bytes only for offloaded channels); freed with
+	 * the entry */
 	uint8_t ebpf;
-	uint64_t ebpf_seen[2][4];
+	uint64_t (*ebpf_seen)[4];
 };
 
 struct turn_alloc {

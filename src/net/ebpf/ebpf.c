@@ -228,7 +228,7 @@ static void sync_counters(struct worker *w, struct turn_alloc *a, struct turn_ch
 	uint64_t dp, db;
 	int i, d;
 
-	if (bpf_map_lookup_elem(g.count_fd, k, per) < 0)
+	if (c->ebpf_seen == NULL || bpf_map_lookup_elem(g.count_fd, k, per) < 0)
 		return;
 	memset(&sum, 0, sizeof(sum));
 	for (i = 0; i < g.ncpus; i++)
@@ -275,6 +275,10 @@ static void chan_mark(struct worker *w, struct turn_alloc *a, struct turn_chan *
 	if (c->ebpf == on)
 		return;
 	c->ebpf = (uint8_t)on;
+	if (!on) {
+		free(c->ebpf_seen);
+		c->ebpf_seen = NULL;
+	}
 	if (r == NULL)
 		return;
 	if (on)
@@ -305,15 +309,15 @@ void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan
 
 	if (!c->ebpf || !ebpf_offload_on())
 		return;
-	chan_mark(w, a, c, 0);
 	ebpf_entry_ckey(a, c, &ck);
 	bpf_map_delete_elem(g.c2p_fd, &ck);
-	if (key_of(a, c, &k) < 0)
-		return;
-	/* Entries first, so nothing is counted after the last read. */
-	bpf_map_delete_elem(g.chan_fd, &k);
-	sync_counters(w, a, c, &k);
-	bpf_map_delete_elem(g.count_fd, &k);
+	if (key_of(a, c, &k) == 0) {
+		/* Entries first, so nothing is counted after the last read. */
+		bpf_map_delete_elem(g.chan_fd, &k);
+		sync_counters(w, a, c, &k);
+		bpf_map_delete_elem(g.count_fd, &k);
+	}
+	chan_mark(w, a, c, 0); /* frees ebpf_seen: after the last read */
 }
 
 /* The buckets the program must charge for a (docs/ebpf.md). */
@@ -394,9 +398,14 @@ void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_cha
 	}
 	if (!c->ebpf) {
 		memset(zero, 0, sizeof(zero));
-		memset(&c->ebpf_seen, 0, sizeof(c->ebpf_seen));
-		if (bpf_map_update_elem(g.count_fd, &k, zero, BPF_ANY) < 0)
+		free(c->ebpf_seen);
+		if ((c->ebpf_seen = calloc(2, sizeof(*c->ebpf_seen))) == NULL)
+			return; /* not offloaded: the socket path relays it */
+		if (bpf_map_update_elem(g.count_fd, &k, zero, BPF_ANY) < 0) {
+			free(c->ebpf_seen);
+			c->ebpf_seen = NULL;
 			return;
+		}
 	}
 	if (bpf_map_update_elem(g.chan_fd, &k, &v, BPF_ANY) < 0 || bpf_map_update_elem(g.c2p_fd, &ck, &cv, BPF_ANY) < 0) {
 		if (worker_log_ok(w))
@@ -407,6 +416,8 @@ void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_cha
 			sync_counters(w, a, c, &k);
 		bpf_map_delete_elem(g.count_fd, &k);
 		chan_mark(w, a, c, 0);
+		free(c->ebpf_seen); /* a new channel's (chan_mark had nothing to undo) */
+		c->ebpf_seen = NULL;
 		return;
 	}
 	chan_mark(w, a, c, 1);
