@@ -115,6 +115,40 @@ struct rxbatch {
 	} ctl[WORKER_BATCH];
 };
 
+/* Datagrams to clients queued while relay_read handles one receive batch:
+ * they all point into that batch's rx slots, so they are sent (one sendmmsg
+ * per listening socket) before the slots are reused. open is 1 only inside
+ * relay_read; everywhere else udp_send sends at once. */
+struct txbatch {
+	int open, n, fd;
+	struct mmsghdr msgs[WORKER_BATCH];
+	struct iovec iov[WORKER_BATCH];
+	struct sockaddr_storage to[WORKER_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctl[WORKER_BATCH];
+};
+
+/* Sends what t holds. A datagram the kernel refuses is lost, as a refused
+ * sendmsg was (UDP: only with a full send buffer). */
+static void txbatch_flush(struct txbatch *t)
+{
+	int k = 0, sent;
+
+	while (k < t->n) {
+		sent = sendmmsg(t->fd, t->msgs + k, (unsigned)(t->n - k), MSG_DONTWAIT);
+		if (sent <= 0) {
+			if (sent < 0 && errno == EINTR)
+				continue;
+			k++; /* skip the one refused, try the rest */
+			continue;
+		}
+		k += sent;
+	}
+	t->n = 0;
+}
+
 /* Points b's headers at the rx slots once, at start: recvmmsg changes only
  * the name and control lengths and the flags of the headers it fills, and
  * rxbatch_reset puts those back, so a batch of one datagram costs one header
@@ -224,6 +258,7 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 			break;
 		if (w->bps_on)
 			w->now_ms = worker_now_ms();
+		w->txb->open = 1;
 		for (i = 0; i < n; i++) {
 			struct stun_addr peer;
 
@@ -235,6 +270,8 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 			 * timers and client requests, never from here. */
 			turn_handle_peer(w, r->alloc, &peer, b->iov[i].iov_base, b->msgs[i].msg_len);
 		}
+		w->txb->open = 0;
+		txbatch_flush(w->txb); /* before the rx slots are reused */
 		rxbatch_reset(b, n, 0);
 		if (n < WORKER_BATCH)
 			break;
@@ -243,30 +280,24 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- sending ----------------------------------------------------------- */
 
-static int udp_send(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
-		    const void *buf, size_t len)
+/* Fills h (and the control buffer ctl) for a datagram to client from the
+ * local address local on l; to holds the destination. */
+static void udp_msg(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
+		    struct msghdr *h, struct iovec *iov, struct sockaddr_storage *to, char *ctl, size_t ctlsize)
 {
-	struct sockaddr_storage to;
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr h;
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr align;
-	} ctl;
-
-	memset(&h, 0, sizeof(h));
-	h.msg_name = &to;
-	h.msg_namelen = netaddr_to_sockaddr(client, &to);
-	h.msg_iov = &iov;
-	h.msg_iovlen = 1;
+	memset(h, 0, sizeof(*h));
+	h->msg_name = to;
+	h->msg_namelen = netaddr_to_sockaddr(client, to);
+	h->msg_iov = iov;
+	h->msg_iovlen = 1;
 	if (l->wildcard) {
 		/* Answer from the address the client sent to, not the
 		 * kernel's choice, or its NAT drops the reply. */
 		struct cmsghdr *c;
 
-		memset(&ctl, 0, sizeof(ctl));
-		h.msg_control = ctl.buf;
-		c = (struct cmsghdr *)ctl.buf;
+		memset(ctl, 0, ctlsize);
+		h->msg_control = ctl;
+		c = (struct cmsghdr *)ctl;
 		if (local->family == STUN_AF_IPV6) {
 			struct in6_pktinfo pi;
 
@@ -276,7 +307,7 @@ static int udp_send(struct listener *l, const struct stun_addr *local, const str
 			c->cmsg_type = IPV6_PKTINFO;
 			c->cmsg_len = CMSG_LEN(sizeof(pi));
 			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-			h.msg_controllen = CMSG_SPACE(sizeof(pi));
+			h->msg_controllen = CMSG_SPACE(sizeof(pi));
 		} else {
 			struct in_pktinfo pi;
 
@@ -286,9 +317,39 @@ static int udp_send(struct listener *l, const struct stun_addr *local, const str
 			c->cmsg_type = IP_PKTINFO;
 			c->cmsg_len = CMSG_LEN(sizeof(pi));
 			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-			h.msg_controllen = CMSG_SPACE(sizeof(pi));
+			h->msg_controllen = CMSG_SPACE(sizeof(pi));
 		}
 	}
+}
+
+/* A datagram to client. Inside relay_read (t->open) it is queued, pointing
+ * at buf (in the receive batch's slots), and sent with the batch. */
+static int udp_send(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
+		    const void *buf, size_t len)
+{
+	struct txbatch *t = l->w->txb;
+	struct sockaddr_storage to;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr h;
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctl;
+
+	/* only what lives in the receive slots can wait for the flush */
+	if (t != NULL && t->open && (const uint8_t *)buf >= l->w->rx &&
+	    (const uint8_t *)buf + len <= l->w->rx + (size_t)WORKER_BATCH * WORKER_SLOT) {
+		if (t->n > 0 && (t->fd != l->fd || t->n == WORKER_BATCH))
+			txbatch_flush(t);
+		t->fd = l->fd;
+		t->iov[t->n].iov_base = (void *)buf;
+		t->iov[t->n].iov_len = len;
+		udp_msg(l, local, client, &t->msgs[t->n].msg_hdr, &t->iov[t->n], &t->to[t->n], t->ctl[t->n].buf,
+			sizeof(t->ctl[t->n].buf));
+		t->n++;
+		return 0;
+	}
+	udp_msg(l, local, client, &h, &iov, &to, ctl.buf, sizeof(ctl.buf));
 	return sendmsg(l->fd, &h, MSG_DONTWAIT) < 0 ? -1 : 0;
 }
 
@@ -723,7 +784,8 @@ int worker_init(struct worker *w, int id, struct server *srv, char *err, size_t 
 	event_config_free(ec);
 	if (w->base == NULL || (w->rx = malloc((size_t)WORKER_BATCH * WORKER_SLOT)) == NULL ||
 	    (w->rxb[0] = malloc(sizeof(struct rxbatch))) == NULL ||
-	    (w->rxb[1] = malloc(sizeof(struct rxbatch))) == NULL || turn_table_init(&w->allocs, 1024) < 0 ||
+	    (w->rxb[1] = malloc(sizeof(struct rxbatch))) == NULL ||
+	    (w->txb = calloc(1, sizeof(struct txbatch))) == NULL || turn_table_init(&w->allocs, 1024) < 0 ||
 	    (w->wheel = malloc(sizeof(*w->wheel))) == NULL)
 		goto oom;
 	turn_wheel_init(w->wheel, worker_now());
@@ -852,4 +914,5 @@ void worker_free(struct worker *w)
 	free(w->rx);
 	free(w->rxb[0]);
 	free(w->rxb[1]);
+	free(w->txb);
 }
