@@ -148,12 +148,7 @@ if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ] && [ ! -w "
        "$browser_dir/relay.mjs" "$browser_dir/util.mjs" "$node_dir/" &&
     chmod u+w "$node_dir"/package.json "$node_dir"/package-lock.json "$node_dir"/*.mjs
 fi
-if [ ! -f "$node_dir/node_modules/playwright-core/package.json" ]; then
-  say "# node_modules missing: running npm ci in $node_dir"
-  (cd "$node_dir" && npm ci --no-audit --no-fund --no-update-notifier) >"$workdir/npm.log" 2>&1
-  diag <"$workdir/npm.log"
-fi
-if [ -f "$node_dir/node_modules/playwright-core/package.json" ]; then
+if "$top/tests/lib/npm_ci.sh" "$node_dir" playwright-core; then
   ok "${pre_names[0]}"
 else
   not_ok "${pre_names[0]}"

@@ -60,10 +60,7 @@ if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ] && [ ! -w "
     mkdir -p "$node_dir" && cp "$browser_dir"/package.json "$browser_dir"/package-lock.json \
         "$browser_dir"/relay.mjs "$browser_dir"/util.mjs "$node_dir/" && chmod u+w "$node_dir"/*
 fi
-if [ ! -f "$node_dir/node_modules/playwright-core/package.json" ]; then
-    (cd "$node_dir" && npm ci --no-audit --no-fund --no-update-notifier) >"$WORK/npm.log" 2>&1
-fi
-if [ -f "$node_dir/node_modules/playwright-core/package.json" ]; then
+if "$TOP_SRCDIR/tests/lib/npm_ci.sh" "$node_dir" playwright-core >"$WORK/npm.log" 2>&1; then
     tap_ok "playwright-core is installed for the Chromium peers"
 else
     tap_fail "playwright-core is installed for the Chromium peers" "$(tail -n 20 "$WORK/npm.log")"

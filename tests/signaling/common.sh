@@ -121,15 +121,7 @@ npm_setup() {
     mkdir -p "$node_dir" && cp "$sig_dir"/package.json "$sig_dir"/package-lock.json "$sig_dir"/*.mjs "$node_dir/" &&
       chmod u+w "$node_dir"/*
   fi
-  if [ ! -f "$node_dir/node_modules/ws/package.json" ] ||
-     [ ! -f "$node_dir/node_modules/playwright-core/package.json" ] ||
-     [ ! -f "$node_dir/node_modules/socket.io-client/package.json" ]; then
-    say "# node_modules missing: running npm ci in $node_dir"
-    (cd "$node_dir" && npm ci --no-audit --no-fund --no-update-notifier) >"$workdir/npm.log" 2>&1
-    diag <"$workdir/npm.log"
-  fi
-  [ -f "$node_dir/node_modules/ws/package.json" ] && [ -f "$node_dir/node_modules/playwright-core/package.json" ] &&
-    [ -f "$node_dir/node_modules/socket.io-client/package.json" ]
+  "$top/tests/lib/npm_ci.sh" "$node_dir" ws playwright-core socket.io-client
 }
 
 # start_server ARGS...: starts $server_bin with ARGS (output in
