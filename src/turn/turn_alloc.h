@@ -26,18 +26,25 @@ struct turn_perm {
 	uint64_t expires;
 };
 
+/* The kernel counters of an offloaded channel as last added to the
+ * statistics (net/ebpf/relay_map.h ts_ctr): seen[direction (STATS_TO_PEER,
+ * _TO_CLIENT)][packets, bytes, datagrams dropped by max-bps, by
+ * bps-capacity]. */
+struct turn_ebpf_seen {
+	uint32_t counter;        /* slot in ts_ctr */
+	uint64_t seen[2][4];
+};
+
 struct turn_chan {
 	uint16_t number;
 	struct stun_addr peer;
 	uint64_t expires;        /* binding usable while now < expires */
-	/* ebpf-offload (net/ebpf/ebpf.h): 1 while the kernel map holds this
-	 * channel, and then ebpf_seen its counters as last added to the
-	 * statistics, [direction (STATS_TO_PEER, _TO_CLIENT)][packets, bytes,
-	 * datagrams dropped by max-bps, by bps-capacity]: malloc'd while ebpf
-	 * is 1, else NULL (64 bytes only for offloaded channels); freed with
-	 * the entry */
+	/* ebpf-offload (net/ebpf/ebpf.h): 1 while the kernel maps hold this
+	 * channel, and then ebpf_seen its counter slot and what was last read
+	 * from it: malloc'd while ebpf is 1, else NULL (72 bytes only for
+	 * offloaded channels); freed with the entry */
 	uint8_t ebpf;
-	uint64_t (*ebpf_seen)[4];
+	struct turn_ebpf_seen *ebpf_seen;
 };
 
 struct turn_alloc {

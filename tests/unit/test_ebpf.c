@@ -55,7 +55,7 @@ static void test_layout(void **state)
 	struct ts_ebpf_cval cv;
 
 	assert_int_equal(sizeof(struct ts_ebpf_key), 12);
-	assert_int_equal(sizeof(struct ts_ebpf_val), 56);
+	assert_int_equal(sizeof(struct ts_ebpf_val), 64);
 	assert_int_equal(sizeof(struct ts_ebpf_cval), 56);
 	assert_int_equal(ebpf_entry_make(a, &bound, &a->chans[0], 100, &nolim, &k, &v, &ck, &cv), 0);
 	/* network order, as on the wire: the bound address, not a->relay */
@@ -127,7 +127,8 @@ static void test_limits(void **state)
 static void test_bucket(void **state)
 {
 	const uint64_t s = TS_EBPF_NS, rate = 1000; /* bytes/s, burst 1000 bytes */
-	uint64_t tat = 0, now = 50 * s, passed = 0;
+	__u64 tat = 0;
+	uint64_t now = 50 * s, passed = 0;
 	int i;
 
 	/* full: one second's worth passes at once, plus one datagram of debt */

@@ -39,8 +39,7 @@ struct attached {
 
 static struct {
 	struct ts_relay *skel;
-	int chan_fd, c2p_fd, count_fd;
-	int ncpus;
+	int chan_fd, c2p_fd;
 	size_t n;
 	struct attached at[CONFIG_MAX_LISTEN];
 	/* ts_bucket, mmapped; free max-bps slots as a stack (any worker) */
@@ -48,12 +47,27 @@ static struct {
 	pthread_mutex_t slot_lock;
 	uint32_t *free_slots;
 	size_t nfree;
-} g = { .chan_fd = -1, .c2p_fd = -1, .count_fd = -1, .slot_lock = PTHREAD_MUTEX_INITIALIZER };
+	/* ts_ctr, mmapped; free counter slots as a ring (any worker, under
+	 * slot_lock): first freed, first reused, so a slot rests as long as
+	 * possible before it counts for another channel */
+	struct ts_ebpf_count *ctr;
+	uint32_t *ctr_ring;
+	size_t ctr_head, ctr_len;
+} g = { .chan_fd = -1, .c2p_fd = -1, .slot_lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* The program's direction indices are the statistics' (net/stats.h). */
 _Static_assert(TS_EBPF_TO_PEER == STATS_TO_PEER && TS_EBPF_TO_CLIENT == STATS_TO_CLIENT, "direction indices");
 
 #define BUCKETS_BYTES ((size_t)TS_EBPF_BUCKETS * sizeof(struct ts_ebpf_bucket))
+#define CTR_SLOTS (TS_EBPF_COUNTERS - 1) /* 1..TS_EBPF_MAX_CHANNELS */
+
+/* Bytes of the ts_ctr mapping: the array, in whole pages. */
+static size_t ctr_bytes(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return ((size_t)TS_EBPF_COUNTERS * sizeof(struct ts_ebpf_count) + page - 1) / page * page;
+}
 
 /* libbpf's own messages go to debug level: the warning is our one line. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -149,7 +163,7 @@ void ebpf_offload_start(const struct config *cfg)
 		return;
 	}
 	libbpf_set_print(libbpf_log);
-	if ((g.ncpus = libbpf_num_possible_cpus()) <= 0 || (g.skel = ts_relay__open_and_load()) == NULL) {
+	if ((g.skel = ts_relay__open_and_load()) == NULL) {
 		log_warn("ebpf-offload: cannot load the tc program (needs CAP_BPF and CAP_NET_ADMIN); "
 			 "running without the fast path");
 		g.skel = NULL;
@@ -164,18 +178,26 @@ void ebpf_offload_start(const struct config *cfg)
 		g.n++;
 	}
 	g.buckets = mmap(NULL, BUCKETS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(g.skel->maps.ts_bucket), 0);
-	if (g.buckets == MAP_FAILED || (g.free_slots = malloc(TS_EBPF_BUCKETS * sizeof(uint32_t))) == NULL) {
-		log_warn("ebpf-offload: cannot map the bucket array; running without the fast path");
-		if (g.buckets == MAP_FAILED)
-			g.buckets = NULL;
+	if (g.buckets == MAP_FAILED)
+		g.buckets = NULL;
+	/* user space only reads the counters */
+	g.ctr = mmap(NULL, ctr_bytes(), PROT_READ, MAP_SHARED, bpf_map__fd(g.skel->maps.ts_ctr), 0);
+	if (g.ctr == MAP_FAILED)
+		g.ctr = NULL;
+	g.free_slots = malloc(TS_EBPF_BUCKETS * sizeof(uint32_t));
+	g.ctr_ring = malloc(CTR_SLOTS * sizeof(uint32_t));
+	if (g.buckets == NULL || g.ctr == NULL || g.free_slots == NULL || g.ctr_ring == NULL) {
+		log_warn("ebpf-offload: cannot map the bucket and counter arrays; running without the fast path");
 		ebpf_offload_stop();
 		return;
 	}
 	for (g.nfree = 0; g.nfree < TS_EBPF_BUCKETS - 1 - TS_EBPF_CAP_SLOTS; g.nfree++)
 		g.free_slots[g.nfree] = TS_EBPF_BUCKETS - 1 - (uint32_t)g.nfree;
+	for (g.ctr_len = 0; g.ctr_len < CTR_SLOTS; g.ctr_len++)
+		g.ctr_ring[g.ctr_len] = 1 + (uint32_t)g.ctr_len;
+	g.ctr_head = 0;
 	g.chan_fd = bpf_map__fd(g.skel->maps.ts_chan);
 	g.c2p_fd = bpf_map__fd(g.skel->maps.ts_c2p);
-	g.count_fd = bpf_map__fd(g.skel->maps.ts_count);
 	log_info("ebpf-offload: fast path for UDP channels on %zu interface%s", g.n, g.n == 1 ? "" : "s");
 }
 
@@ -189,10 +211,16 @@ void ebpf_offload_stop(void)
 	free(g.free_slots);
 	g.free_slots = NULL;
 	g.nfree = 0;
+	if (g.ctr != NULL)
+		munmap(g.ctr, ctr_bytes());
+	g.ctr = NULL;
+	free(g.ctr_ring);
+	g.ctr_ring = NULL;
+	g.ctr_head = g.ctr_len = 0;
 	if (g.skel != NULL)
 		ts_relay__destroy(g.skel);
 	g.skel = NULL;
-	g.chan_fd = g.c2p_fd = g.count_fd = -1;
+	g.chan_fd = g.c2p_fd = -1;
 }
 
 int ebpf_offload_on(void)
@@ -218,33 +246,62 @@ static int bound_addr(const struct turn_alloc *a, struct stun_addr *out)
 	return 0;
 }
 
-/* Sums c's per-CPU counters and adds what is new to w's and a's totals:
+/* A counter slot for a new channel: 0 when all are taken. */
+static uint32_t ctr_get(void)
+{
+	uint32_t slot = 0;
+
+	pthread_mutex_lock(&g.slot_lock);
+	if (g.ctr_len > 0) {
+		slot = g.ctr_ring[g.ctr_head];
+		g.ctr_head = (g.ctr_head + 1) % CTR_SLOTS;
+		g.ctr_len--;
+	}
+	pthread_mutex_unlock(&g.slot_lock);
+	return slot;
+}
+
+static void ctr_put(uint32_t slot)
+{
+	if (slot == 0)
+		return;
+	pthread_mutex_lock(&g.slot_lock);
+	if (g.ctr_ring != NULL && g.ctr_len < CTR_SLOTS)
+		g.ctr_ring[(g.ctr_head + g.ctr_len++) % CTR_SLOTS] = slot;
+	pthread_mutex_unlock(&g.slot_lock);
+}
+
+/* What slot counts now, read without a system call: the program adds with
+ * atomic instructions, and an aligned 64-bit load sees a whole value. */
+static void ctr_read(uint32_t slot, uint64_t out[2][4])
+{
+	const volatile struct ts_ebpf_dir *d = g.ctr[slot].d;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		out[i][0] = d[i].packets;
+		out[i][1] = d[i].bytes;
+		out[i][2] = d[i].drop_bps;
+		out[i][3] = d[i].drop_cap;
+	}
+}
+
+/* Adds what c's counters gained since the last read to w's and a's totals:
  * relayed packets and bytes per direction, and the datagrams the program
  * dropped over max-bps / bps-capacity to the refuse counters. */
-static void sync_counters(struct worker *w, struct turn_alloc *a, struct turn_chan *c,
-			  const struct ts_ebpf_key *k)
+static void sync_counters(struct worker *w, struct turn_alloc *a, struct turn_chan *c)
 {
-	struct ts_ebpf_count per[g.ncpus], sum;
-	uint64_t dp, db;
-	int i, d;
+	uint64_t now[2][4];
+	int d;
 
-	if (c->ebpf_seen == NULL || bpf_map_lookup_elem(g.count_fd, k, per) < 0)
+	if (c->ebpf_seen == NULL || g.ctr == NULL)
 		return;
-	memset(&sum, 0, sizeof(sum));
-	for (i = 0; i < g.ncpus; i++)
-		for (d = 0; d < 2; d++) {
-			sum.d[d].packets += per[i].d[d].packets;
-			sum.d[d].bytes += per[i].d[d].bytes;
-			sum.d[d].drop_bps += per[i].d[d].drop_bps;
-			sum.d[d].drop_cap += per[i].d[d].drop_cap;
-		}
+	ctr_read(c->ebpf_seen->counter, now);
 	for (d = 0; d < 2; d++) {
-		uint64_t *seen = c->ebpf_seen[d];
-		const struct ts_ebpf_dir *now = &sum.d[d];
+		uint64_t *seen = c->ebpf_seen->seen[d];
+		uint64_t dp = now[d][0] - seen[0], db = now[d][1] - seen[1];
 
-		if (now->packets > seen[0]) {
-			dp = now->packets - seen[0];
-			db = now->bytes - seen[1];
+		if (dp > 0) {
 			STAT_ADD(w->stats.packets[d], dp);
 			STAT_ADD(w->stats.bytes[d], db);
 			STAT_ADD(w->stats.ebpf_packets[d], dp);
@@ -256,14 +313,11 @@ static void sync_counters(struct worker *w, struct turn_alloc *a, struct turn_ch
 				a->bytes_to_peer += db;
 			}
 		}
-		if (now->drop_bps > seen[2])
-			STAT_ADD(w->stats.refused[STATS_REFUSE_BPS], now->drop_bps - seen[2]);
-		if (now->drop_cap > seen[3])
-			STAT_ADD(w->stats.refused[STATS_REFUSE_BPS_CAPACITY], now->drop_cap - seen[3]);
-		seen[0] = now->packets;
-		seen[1] = now->bytes;
-		seen[2] = now->drop_bps;
-		seen[3] = now->drop_cap;
+		if (now[d][2] != seen[2])
+			STAT_ADD(w->stats.refused[STATS_REFUSE_BPS], now[d][2] - seen[2]);
+		if (now[d][3] != seen[3])
+			STAT_ADD(w->stats.refused[STATS_REFUSE_BPS_CAPACITY], now[d][3] - seen[3]);
+		memcpy(seen, now[d], sizeof(now[d]));
 	}
 }
 
@@ -275,7 +329,8 @@ static void chan_mark(struct worker *w, struct turn_alloc *a, struct turn_chan *
 	if (c->ebpf == on)
 		return;
 	c->ebpf = (uint8_t)on;
-	if (!on) {
+	if (!on && c->ebpf_seen != NULL) {
+		ctr_put(c->ebpf_seen->counter);
 		free(c->ebpf_seen);
 		c->ebpf_seen = NULL;
 	}
@@ -314,10 +369,9 @@ void ebpf_channel_clear(struct worker *w, struct turn_alloc *a, struct turn_chan
 	if (key_of(a, c, &k) == 0) {
 		/* Entries first, so nothing is counted after the last read. */
 		bpf_map_delete_elem(g.chan_fd, &k);
-		sync_counters(w, a, c, &k);
-		bpf_map_delete_elem(g.count_fd, &k);
 	}
-	chan_mark(w, a, c, 0); /* frees ebpf_seen: after the last read */
+	sync_counters(w, a, c);
+	chan_mark(w, a, c, 0); /* frees ebpf_seen and its slot: after the last read */
 }
 
 /* The buckets the program must charge for a (docs/ebpf.md). */
@@ -381,13 +435,13 @@ uint64_t ebpf_now_ns(void)
 
 void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_chan *c)
 {
-	struct ts_ebpf_count zero[g.ncpus > 0 ? g.ncpus : 1];
 	struct stun_addr bound;
 	struct ebpf_limits lim;
 	struct ts_ebpf_key k;
 	struct ts_ebpf_val v;
 	struct ts_ebpf_ckey ck;
 	struct ts_ebpf_cval cv;
+	int fresh = 0;
 
 	if (!ebpf_offload_on() || c == NULL)
 		return;
@@ -397,27 +451,31 @@ void ebpf_channel_update(struct worker *w, struct turn_alloc *a, struct turn_cha
 		return;
 	}
 	if (!c->ebpf) {
-		memset(zero, 0, sizeof(zero));
+		/* A slot of its own; what it counted before is the baseline. */
 		free(c->ebpf_seen);
-		if ((c->ebpf_seen = calloc(2, sizeof(*c->ebpf_seen))) == NULL)
-			return; /* not offloaded: the socket path relays it */
-		if (bpf_map_update_elem(g.count_fd, &k, zero, BPF_ANY) < 0) {
+		if ((c->ebpf_seen = calloc(1, sizeof(*c->ebpf_seen))) == NULL ||
+		    (c->ebpf_seen->counter = ctr_get()) == 0) {
 			free(c->ebpf_seen);
 			c->ebpf_seen = NULL;
-			return;
+			return; /* not offloaded: the socket path relays it */
 		}
+		ctr_read(c->ebpf_seen->counter, c->ebpf_seen->seen);
+		fresh = 1;
 	}
+	v.counter = cv.counter = c->ebpf_seen->counter;
 	if (bpf_map_update_elem(g.chan_fd, &k, &v, BPF_ANY) < 0 || bpf_map_update_elem(g.c2p_fd, &ck, &cv, BPF_ANY) < 0) {
 		if (worker_log_ok(w))
 			log_warn("ebpf-offload: channel map update");
 		bpf_map_delete_elem(g.chan_fd, &k);
 		bpf_map_delete_elem(g.c2p_fd, &ck);
-		if (c->ebpf)
-			sync_counters(w, a, c, &k);
-		bpf_map_delete_elem(g.count_fd, &k);
-		chan_mark(w, a, c, 0);
-		free(c->ebpf_seen); /* a new channel's (chan_mark had nothing to undo) */
-		c->ebpf_seen = NULL;
+		sync_counters(w, a, c);
+		if (fresh) { /* chan_mark has nothing to undo */
+			ctr_put(c->ebpf_seen->counter);
+			free(c->ebpf_seen);
+			c->ebpf_seen = NULL;
+		} else {
+			chan_mark(w, a, c, 0);
+		}
 		return;
 	}
 	chan_mark(w, a, c, 1);
@@ -434,7 +492,6 @@ void ebpf_perm_update(struct worker *w, struct turn_alloc *a, const struct stun_
 
 void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now)
 {
-	struct ts_ebpf_key k;
 	size_t i;
 
 	if (!ebpf_offload_on())
@@ -446,8 +503,8 @@ void ebpf_alloc_tick(struct worker *w, struct turn_alloc *a, uint64_t now)
 			continue;
 		if (now >= c->expires || !turn_alloc_perm_ok(a, &c->peer, now))
 			ebpf_channel_clear(w, a, c);
-		else if (key_of(a, c, &k) == 0)
-			sync_counters(w, a, c, &k);
+		else
+			sync_counters(w, a, c);
 	}
 }
 

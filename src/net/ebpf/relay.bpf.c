@@ -39,11 +39,12 @@ struct {
 } ts_chan SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, TS_EBPF_MAX_CHANNELS);
-	__type(key, struct ts_ebpf_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TS_EBPF_COUNTERS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
 	__type(value, struct ts_ebpf_count);
-} ts_count SEC(".maps");
+} ts_ctr SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -139,6 +140,12 @@ static __always_inline int over_limit(__u32 slot, __u64 rate, __u32 cap_slot, __
 	return 0;
 }
 
+/* The counters of slot (0: none, the slow path). */
+static __always_inline struct ts_ebpf_count *counters(__u32 slot)
+{
+	return slot != 0 ? bpf_map_lookup_elem(&ts_ctr, &slot) : NULL;
+}
+
 static __always_inline int set_macs(struct __sk_buff *skb, const struct bpf_fib_lookup *fib)
 {
 	return bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
@@ -159,8 +166,7 @@ static __always_inline int set_ip(struct __sk_buff *skb, const struct pkt *p, __
 }
 
 /* A peer datagram to a relayed address: ChannelData to the client. */
-static __always_inline int peer_to_client(struct __sk_buff *skb, const struct pkt *p, struct ts_ebpf_val *v,
-					  struct ts_ebpf_key *k)
+static __always_inline int peer_to_client(struct __sk_buff *skb, const struct pkt *p, struct ts_ebpf_val *v)
 {
 	struct bpf_fib_lookup fib = {};
 	struct ts_ebpf_count *c;
@@ -173,7 +179,7 @@ static __always_inline int peer_to_client(struct __sk_buff *skb, const struct pk
 	now = bpf_ktime_get_ns();
 	if (now >= v->perm_expires_ns || now >= v->chan_expires_ns)
 		return TC_ACT_OK; /* lapsed: the socket path drops it, as it would */
-	if ((c = bpf_map_lookup_elem(&ts_count, k)) == NULL)
+	if ((c = counters(v->counter)) == NULL)
 		return TC_ACT_OK;
 	/* Route to the client first: a miss or a datagram over the MTU goes
 	 * the slow way (which may fragment) before anything is changed. */
@@ -236,7 +242,6 @@ static __always_inline int client_to_peer(struct __sk_buff *skb, const struct pk
 {
 	struct bpf_fib_lookup fib = {};
 	struct ts_ebpf_ckey ck = {};
-	struct ts_ebpf_key k = {};
 	struct ts_ebpf_cval *v;
 	struct ts_ebpf_count *c;
 	__u16 plen = p->ulen - sizeof(struct udphdr) - CHAN_HDR, new_len, tot_new, check;
@@ -258,11 +263,7 @@ static __always_inline int client_to_peer(struct __sk_buff *skb, const struct pk
 	now = bpf_ktime_get_ns();
 	if (now >= v->perm_expires_ns || now >= v->chan_expires_ns)
 		return TC_ACT_OK; /* lapsed: the socket path drops it, as it would */
-	k.relay_ip = v->relay_ip;
-	k.relay_port = v->relay_port;
-	k.peer_ip = v->peer_ip;
-	k.peer_port = v->peer_port;
-	if ((c = bpf_map_lookup_elem(&ts_count, &k)) == NULL)
+	if ((c = counters(v->counter)) == NULL)
 		return TC_ACT_OK;
 	if (route(skb, &fib, v->relay_ip, v->peer_ip, v->relay_port, v->peer_port, p->tot - CHAN_HDR) < 0)
 		return TC_ACT_OK;
@@ -349,7 +350,7 @@ int ts_relay(struct __sk_buff *skb)
 	k.peer_ip = p.saddr;
 	k.peer_port = p.sport;
 	if ((v = bpf_map_lookup_elem(&ts_chan, &k)) != NULL)
-		return peer_to_client(skb, &p, v, &k);
+		return peer_to_client(skb, &p, v);
 	if (p.ulen < sizeof(*udp) + CHAN_HDR || (void *)(udp + 1) + CHAN_HDR > end)
 		return TC_ACT_OK;
 	chdr = *(__u32 *)(udp + 1);

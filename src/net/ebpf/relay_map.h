@@ -44,6 +44,8 @@ struct ts_ebpf_val {
 	__u32 cap_bucket;       /* bps-capacity bucket slot (the owner worker's), 0: none */
 	__u64 rate;             /* max-bps, bytes/s (0 when bucket is 0) */
 	__u64 cap_rate;         /* the owner worker's share of bps-capacity, bytes/s */
+	__u32 counter;          /* the channel's slot in ts_ctr (1..TS_EBPF_MAX_CHANNELS) */
+	__u32 pad2;
 };
 
 /* ---- client -> peer: ts_c2p ------------------------------------------- */
@@ -59,14 +61,13 @@ struct ts_ebpf_ckey {
 	__u16 pad;
 };
 
-/* Where the payload goes: from the relayed address to the peer. The
- * counters live under the ts_ebpf_key (relay, peer) of the same channel. */
+/* Where the payload goes: from the relayed address to the peer. */
 struct ts_ebpf_cval {
 	__u32 relay_ip;         /* the address the relay socket is bound to (new source) */
 	__u32 peer_ip;          /* the bound peer (new destination) */
 	__u16 relay_port;
 	__u16 peer_port;
-	__u32 pad;
+	__u32 counter;          /* as in ts_ebpf_val: the same slot */
 	__u64 perm_expires_ns;
 	__u64 chan_expires_ns;
 	__u32 bucket;           /* as in ts_ebpf_val */
@@ -75,20 +76,31 @@ struct ts_ebpf_cval {
 	__u64 cap_rate;
 };
 
-/* Counters of one channel, per direction (a per-CPU hash keyed by
- * ts_ebpf_key): created with the entries, summed over CPUs and deleted with
- * them by user space. The program forwards nothing it cannot count: no
- * counter entry, no fast path. */
+/* ---- counters: ts_ctr ------------------------------------------------ */
+
+/* Counters of one channel, per direction: an mmap-able array indexed by
+ * the counter slot both entries of the channel carry (slot 0 unused).
+ * The program only adds (atomic instructions: the two directions, or one
+ * flow after an RSS change, may run on different CPUs); user space only
+ * reads, with plain 64-bit loads, so a once-a-second read of every
+ * offloaded channel costs no system call. A slot starts where its previous
+ * channel left it: user space keeps the values it last read as a baseline.
+ * One direction per cache line, so the two directions of a channel on two
+ * CPUs do not share one. The program forwards nothing it cannot count: no
+ * slot, no fast path. */
 struct ts_ebpf_dir {
 	__u64 packets;
 	__u64 bytes;            /* payload bytes, no ChannelData header */
 	__u64 drop_bps;         /* datagrams dropped by max-bps */
 	__u64 drop_cap;         /* datagrams dropped by bps-capacity */
+	__u64 pad[4];
 };
 
 struct ts_ebpf_count {
 	struct ts_ebpf_dir d[2]; /* TS_EBPF_TO_PEER, TS_EBPF_TO_CLIENT */
 };
+
+#define TS_EBPF_COUNTERS (TS_EBPF_MAX_CHANNELS + 1)
 
 /* ---- token buckets: ts_bucket ----------------------------------------- */
 
