@@ -73,7 +73,7 @@ struct {
 /* What both directions need to know of one packet. */
 struct pkt {
 	__u32 saddr, daddr;
-	__u16 sport, dport, ulen, tot, check, udp_len_be;
+	__u16 sport, dport, ulen, tot, check, udp_len_be, ip_check;
 };
 
 static __always_inline __u16 fold(__u64 s)
@@ -84,17 +84,39 @@ static __always_inline __u16 fold(__u64 s)
 	return (__u16)s;
 }
 
+/* Checksum arithmetic in the program itself, no helper call: ones'
+ * complement sums of 16-bit words as they lie in the packet (RFC 1071: the
+ * sum does not depend on byte order), and incremental updates (RFC 1624,
+ * eqn. 3: HC' = ~(~HC + ~m + m') for every changed word m). */
+static __always_inline __u64 sum32(__u32 v)
+{
+	return (v & 0xffff) + (v >> 16);
+}
+
+/* What replacing the 32-bit word old by new adds to a sum. */
+static __always_inline __u64 delta32(__u32 old, __u32 new)
+{
+	return sum32(~old) + sum32(new);
+}
+
+static __always_inline __u64 delta16(__u16 old, __u16 new)
+{
+	return (__u16)~old + (__u64)new;
+}
+
+/* The checksum field check after changes summing to d. */
+static __always_inline __u16 csum_apply(__u16 check, __u64 d)
+{
+	return (__u16)~fold((__u16)~check + d);
+}
+
 /* 1 when a nonzero UDP checksum is only the pseudo-header sum
  * (CHECKSUM_PARTIAL: a local sender over veth/tap; the stack would finish
  * it at the old offset). A complete checksum equal to that sum by chance
  * just goes the slow way too. */
 static __always_inline int csum_partial_like(const struct pkt *p)
 {
-	struct { __u32 s, d; __u8 z, proto; __u16 len; } ph = {
-		.s = p->saddr, .d = p->daddr, .proto = IPPROTO_UDP, .len = p->udp_len_be };
-	__s64 sum = bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
-
-	return sum < 0 || fold((__u32)sum) == p->check;
+	return fold(sum32(p->saddr) + sum32(p->daddr) + bpf_htons(IPPROTO_UDP) + p->udp_len_be) == p->check;
 }
 
 /* Route toward dst from src; 0 and fib filled in, or -1 (slow path). The
@@ -146,23 +168,27 @@ static __always_inline struct ts_ebpf_count *counters(__u32 slot)
 	return slot != 0 ? bpf_map_lookup_elem(&ts_ctr, &slot) : NULL;
 }
 
-static __always_inline int set_macs(struct __sk_buff *skb, const struct bpf_fib_lookup *fib)
+/* After the last helper that moves bytes: the Ethernet and IP headers of
+ * the packet as it leaves (direct writes; the IP checksum by the change of
+ * source, destination and total length). 0, or -1 when the headers are not
+ * in the linear part (cannot happen: the program read them there). */
+static __always_inline int set_l2l3(struct __sk_buff *skb, const struct bpf_fib_lookup *fib, const struct pkt *p,
+				    __u32 src, __u32 dst, __u16 tot_new)
 {
-	return bpf_skb_store_bytes(skb, 0, fib->dmac, ETH_ALEN, 0) < 0 ||
-	       bpf_skb_store_bytes(skb, ETH_ALEN, fib->smac, ETH_ALEN, 0) < 0 ? -1 : 0;
-}
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + L3;
 
-/* IP header: new source, destination and total length (big endian). */
-static __always_inline int set_ip(struct __sk_buff *skb, const struct pkt *p, __u32 src, __u32 dst, __u16 tot_new)
-{
-	__u16 tot_old = bpf_htons(p->tot);
-
-	return bpf_l3_csum_replace(skb, IP_CSUM, p->saddr, src, 4) < 0 ||
-	       bpf_l3_csum_replace(skb, IP_CSUM, p->daddr, dst, 4) < 0 ||
-	       bpf_l3_csum_replace(skb, IP_CSUM, tot_old, tot_new, 2) < 0 ||
-	       bpf_skb_store_bytes(skb, IP_SADDR, &src, 4, 0) < 0 ||
-	       bpf_skb_store_bytes(skb, IP_DADDR, &dst, 4, 0) < 0 ||
-	       bpf_skb_store_bytes(skb, IP_TOTLEN, &tot_new, 2, 0) < 0 ? -1 : 0;
+	if ((void *)(ip + 1) > end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	ip->check = csum_apply(p->ip_check, delta32(p->saddr, src) + delta32(p->daddr, dst) +
+					    delta16(bpf_htons(p->tot), tot_new));
+	ip->saddr = src;
+	ip->daddr = dst;
+	ip->tot_len = tot_new;
+	return 0;
 }
 
 /* A peer datagram to a relayed address: ChannelData to the client. */
@@ -173,7 +199,7 @@ static __always_inline int peer_to_client(struct __sk_buff *skb, const struct pk
 	__u16 plen = p->ulen - sizeof(struct udphdr), tot_new, new_len;
 	__u32 old_ports, new_ports, hdr;
 	struct udphdr nu;
-	int udp_csum;
+	void *data, *end;
 	__u64 now;
 
 	now = bpf_ktime_get_ns();
@@ -185,8 +211,7 @@ static __always_inline int peer_to_client(struct __sk_buff *skb, const struct pk
 	 * the slow way (which may fragment) before anything is changed. */
 	if (route(skb, &fib, v->listen_ip, v->client_ip, v->listen_port, v->client_port, p->tot + CHAN_HDR) < 0)
 		return TC_ACT_OK;
-	udp_csum = p->check != 0;
-	if (udp_csum && csum_partial_like(p))
+	if (p->check != 0 && csum_partial_like(p))
 		return TC_ACT_OK;
 	if (over_limit(v->bucket, v->rate, v->cap_bucket, v->cap_rate, TS_EBPF_TO_CLIENT, plen, now,
 		       &c->d[TS_EBPF_TO_CLIENT]))
@@ -194,44 +219,38 @@ static __always_inline int peer_to_client(struct __sk_buff *skb, const struct pk
 	nu.source = v->listen_port;
 	nu.dest = v->client_port;
 	nu.len = new_len = bpf_htons(p->ulen + CHAN_HDR);
-	nu.check = p->check;
 	old_ports = ((__u32)p->sport) | ((__u32)p->dport << 16);
 	new_ports = ((__u32)nu.source) | ((__u32)nu.dest << 16);
 	hdr = ((__u32)bpf_htons(v->channel)) | ((__u32)bpf_htons(plen) << 16);
 	tot_new = bpf_htons(p->tot + CHAN_HDR);
+	/* A peer checksum of 0 (none, RFC 768) stays none. Otherwise the new
+	 * one follows from the old by what changed: both addresses and the
+	 * length (pseudo header and field), the ports, and the 4 new bytes;
+	 * the payload moves by 4 bytes, so its words sum the same. */
+	nu.check = 0;
+	if (p->check != 0) {
+		nu.check = csum_apply(p->check, delta32(p->saddr, v->listen_ip) + delta32(p->daddr, v->client_ip) +
+						2 * delta16(p->udp_len_be, new_len) + delta32(old_ports, new_ports) +
+						sum32(hdr));
+		if (nu.check == 0)
+			nu.check = 0xffff; /* a computed 0 goes out as all ones */
+	}
 
 	/* 4 bytes after the IP header; if that fails nothing has changed. */
 	if (bpf_skb_adjust_room(skb, CHAN_HDR, BPF_ADJ_ROOM_NET, 0) < 0)
 		return TC_ACT_OK;
-	/* From here on the packet is ours: a failing helper drops it. */
-	if (bpf_skb_store_bytes(skb, L4, &nu, sizeof(nu), 0) < 0 ||
-	    bpf_skb_store_bytes(skb, L4 + (int)sizeof(nu), &hdr, 4, 0) < 0)
+	/* From here on the packet is ours: a failure drops it. */
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	if (data + L4 + sizeof(nu) + CHAN_HDR > end)
 		return TC_ACT_SHOT;
-	/* The UDP checksum covers both addresses and the length (pseudo
-	 * header), the ports, the length field and the 4 new bytes; the
-	 * payload moved by 4 bytes, so its 16-bit words sum the same. */
-	if (udp_csum && (bpf_l4_csum_replace(skb, UDP_CSUM, p->saddr, v->listen_ip, BPF_F_PSEUDO_HDR | 4) < 0 ||
-			 bpf_l4_csum_replace(skb, UDP_CSUM, p->daddr, v->client_ip, BPF_F_PSEUDO_HDR | 4) < 0 ||
-			 bpf_l4_csum_replace(skb, UDP_CSUM, p->udp_len_be, new_len, BPF_F_PSEUDO_HDR | 2) < 0 ||
-			 bpf_l4_csum_replace(skb, UDP_CSUM, p->udp_len_be, new_len, 2) < 0 ||
-			 bpf_l4_csum_replace(skb, UDP_CSUM, old_ports, new_ports, 4) < 0 ||
-			 bpf_l4_csum_replace(skb, UDP_CSUM, 0, hdr, 4) < 0))
+	__builtin_memcpy(data + L4, &nu, sizeof(nu));
+	__builtin_memcpy(data + L4 + sizeof(nu), &hdr, CHAN_HDR);
+	if (set_l2l3(skb, &fib, p, v->listen_ip, v->client_ip, tot_new) < 0)
 		return TC_ACT_SHOT;
-	if (set_ip(skb, p, v->listen_ip, v->client_ip, tot_new) < 0)
-		return TC_ACT_SHOT;
-	if (udp_csum) { /* a computed 0 goes out as all ones (RFC 768) */
-		__u16 ck;
-
-		if (bpf_skb_load_bytes(skb, UDP_CSUM, &ck, 2) == 0 && ck == 0) {
-			ck = 0xffff;
-			bpf_skb_store_bytes(skb, UDP_CSUM, &ck, 2, 0);
-		}
-	}
 	/* The checksum is ours now: a CHECKSUM_UNNECESSARY mark from the
 	 * peer's side no longer applies, so the receiver verifies it. */
 	bpf_csum_level(skb, BPF_CSUM_LEVEL_RESET);
-	if (set_macs(skb, &fib) < 0)
-		return TC_ACT_SHOT;
 	__sync_fetch_and_add(&c->d[TS_EBPF_TO_CLIENT].packets, 1);
 	__sync_fetch_and_add(&c->d[TS_EBPF_TO_CLIENT].bytes, plen);
 	return bpf_redirect(fib.ifindex, 0);
@@ -244,10 +263,10 @@ static __always_inline int client_to_peer(struct __sk_buff *skb, const struct pk
 	struct ts_ebpf_ckey ck = {};
 	struct ts_ebpf_cval *v;
 	struct ts_ebpf_count *c;
-	__u16 plen = p->ulen - sizeof(struct udphdr) - CHAN_HDR, new_len, tot_new, check;
-	struct { __u32 s, d, ports, lens, hdr; } ow, nw;
+	__u16 plen = p->ulen - sizeof(struct udphdr) - CHAN_HDR, new_len, tot_new;
+	__u32 old_ports, new_ports;
 	struct udphdr nu;
-	__s64 sum;
+	void *data, *end;
 	__u64 now;
 
 	/* No padding, nothing short: exactly 4 + length (else slow path). */
@@ -275,45 +294,37 @@ static __always_inline int client_to_peer(struct __sk_buff *skb, const struct pk
 
 	new_len = bpf_htons(p->ulen - CHAN_HDR);
 	tot_new = bpf_htons(p->tot - CHAN_HDR);
-	check = 0;
+	nu.source = v->relay_port;
+	nu.dest = v->peer_port;
+	nu.len = new_len;
 	/* A client checksum of 0 (none, RFC 768) stays none. Otherwise the
 	 * new one follows from the old by what changed: both addresses, the
 	 * ports, the length (pseudo header and field) and the 4 header bytes
 	 * that go; the payload moves by 4 bytes, so its words sum the same. */
+	nu.check = 0;
 	if (p->check != 0) {
-		ow.s = p->saddr;
-		ow.d = p->daddr;
-		ow.ports = ((__u32)p->sport) | ((__u32)p->dport << 16);
-		ow.lens = ((__u32)p->udp_len_be) | ((__u32)p->udp_len_be << 16);
-		ow.hdr = chdr;
-		nw.s = v->relay_ip;
-		nw.d = v->peer_ip;
-		nw.ports = ((__u32)v->relay_port) | ((__u32)v->peer_port << 16);
-		nw.lens = ((__u32)new_len) | ((__u32)new_len << 16);
-		nw.hdr = 0;
-		sum = bpf_csum_diff((__be32 *)&ow, sizeof(ow), (__be32 *)&nw, sizeof(nw), (__u16)~p->check);
-		if (sum < 0)
-			return TC_ACT_OK;
-		check = ~fold((__u32)sum);
-		if (check == 0)
-			check = 0xffff; /* a computed 0 goes out as all ones */
+		old_ports = ((__u32)p->sport) | ((__u32)p->dport << 16);
+		new_ports = ((__u32)nu.source) | ((__u32)nu.dest << 16);
+		nu.check = csum_apply(p->check, delta32(p->saddr, v->relay_ip) + delta32(p->daddr, v->peer_ip) +
+						2 * delta16(p->udp_len_be, new_len) + delta32(old_ports, new_ports) +
+						sum32(~chdr));
+		if (nu.check == 0)
+			nu.check = 0xffff; /* a computed 0 goes out as all ones */
 	}
-	nu.source = v->relay_port;
-	nu.dest = v->peer_port;
-	nu.len = new_len;
-	nu.check = check;
 	/* The new UDP header goes over the last 4 bytes of the old one and the
 	 * ChannelData header; then the 4 bytes after the IP header go, which
 	 * leaves it right in front of the payload. */
-	if (bpf_skb_store_bytes(skb, L4 + CHAN_HDR, &nu, sizeof(nu), 0) < 0)
-		return TC_ACT_SHOT;
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	if (data + L4 + CHAN_HDR + sizeof(nu) > end)
+		return TC_ACT_OK;
+	__builtin_memcpy(data + L4 + CHAN_HDR, &nu, sizeof(nu));
+	/* From here on the packet is ours: a failure drops it. */
 	if (bpf_skb_adjust_room(skb, -CHAN_HDR, BPF_ADJ_ROOM_NET, 0) < 0)
 		return TC_ACT_SHOT;
-	if (set_ip(skb, p, v->relay_ip, v->peer_ip, tot_new) < 0)
+	if (set_l2l3(skb, &fib, p, v->relay_ip, v->peer_ip, tot_new) < 0)
 		return TC_ACT_SHOT;
 	bpf_csum_level(skb, BPF_CSUM_LEVEL_RESET);
-	if (set_macs(skb, &fib) < 0)
-		return TC_ACT_SHOT;
 	__sync_fetch_and_add(&c->d[TS_EBPF_TO_PEER].packets, 1);
 	__sync_fetch_and_add(&c->d[TS_EBPF_TO_PEER].bytes, plen);
 	return bpf_redirect(fib.ifindex, 0);
@@ -345,6 +356,7 @@ int ts_relay(struct __sk_buff *skb)
 	p.dport = udp->dest;
 	p.check = udp->check;
 	p.udp_len_be = udp->len;
+	p.ip_check = ip->check;
 	k.relay_ip = p.daddr;
 	k.relay_port = p.dport;
 	k.peer_ip = p.saddr;
