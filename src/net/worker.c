@@ -115,10 +115,13 @@ struct rxbatch {
 	} ctl[WORKER_BATCH];
 };
 
-/* Datagrams to clients queued while relay_read handles one receive batch:
- * they all point into that batch's rx slots, so they are sent (one sendmmsg
- * per listening socket) before the slots are reused. open is 1 only inside
- * relay_read; everywhere else udp_send sends at once. */
+/* Datagrams queued while one receive batch is handled: to clients in
+ * relay_read, to peers in listener_read. They all point into that batch's
+ * rx slots, so they are sent (one sendmmsg per run of datagrams for one
+ * socket) before the slots are reused, and before a socket they wait for
+ * closes (txbatch_fd_closing), so a reused descriptor number never sends
+ * them. open is 1 only inside the two read callbacks; everywhere else
+ * udp_send and worker_relay_send send at once. */
 struct txbatch {
 	int open, n, fd;
 	struct mmsghdr msgs[WORKER_BATCH];
@@ -147,6 +150,30 @@ static void txbatch_flush(struct txbatch *t)
 		k += sent;
 	}
 	t->n = 0;
+}
+
+/* fd is about to close: what waits for it leaves first. */
+static void txbatch_fd_closing(struct txbatch *t, int fd)
+{
+	if (t != NULL && t->n > 0 && t->fd == fd)
+		txbatch_flush(t);
+}
+
+/* 1 when len bytes at buf lie in w's receive slots (they stay put until
+ * the batch's flush). */
+static int in_rx_slots(const struct worker *w, const void *buf, size_t len)
+{
+	return (const uint8_t *)buf >= w->rx && (const uint8_t *)buf + len <= w->rx + (size_t)WORKER_BATCH * WORKER_SLOT;
+}
+
+/* Room for one more datagram to fd in t: flushes first when t holds
+ * another socket's or is full. Returns the slot index. */
+static int txbatch_slot(struct txbatch *t, int fd)
+{
+	if (t->n > 0 && (t->fd != fd || t->n == WORKER_BATCH))
+		txbatch_flush(t);
+	t->fd = fd;
+	return t->n++;
 }
 
 /* Points b's headers at the rx slots once, at start: recvmmsg changes only
@@ -226,6 +253,7 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 			break;
 		if (w->bps_on)
 			w->now_ms = worker_now_ms();
+		w->txb->open = 1;
 		for (i = 0; i < n; i++) {
 			struct origin o;
 			struct msghdr *h = &b->msgs[i].msg_hdr;
@@ -239,6 +267,8 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 			rx_local_addr(h, l, &o.local);
 			turn_handle_client(w, &o, b->iov[i].iov_base, b->msgs[i].msg_len);
 		}
+		w->txb->open = 0;
+		txbatch_flush(w->txb); /* before the rx slots are reused */
 		rxbatch_reset(b, n, l->wildcard != 0);
 		if (n < WORKER_BATCH)
 			break;
@@ -337,16 +367,12 @@ static int udp_send(struct listener *l, const struct stun_addr *local, const str
 	} ctl;
 
 	/* only what lives in the receive slots can wait for the flush */
-	if (t != NULL && t->open && (const uint8_t *)buf >= l->w->rx &&
-	    (const uint8_t *)buf + len <= l->w->rx + (size_t)WORKER_BATCH * WORKER_SLOT) {
-		if (t->n > 0 && (t->fd != l->fd || t->n == WORKER_BATCH))
-			txbatch_flush(t);
-		t->fd = l->fd;
-		t->iov[t->n].iov_base = (void *)buf;
-		t->iov[t->n].iov_len = len;
-		udp_msg(l, local, client, &t->msgs[t->n].msg_hdr, &t->iov[t->n], &t->to[t->n], t->ctl[t->n].buf,
-			sizeof(t->ctl[t->n].buf));
-		t->n++;
+	if (t != NULL && t->open && in_rx_slots(l->w, buf, len)) {
+		int k = txbatch_slot(t, l->fd);
+
+		t->iov[k].iov_base = (void *)buf;
+		t->iov[k].iov_len = len;
+		udp_msg(l, local, client, &t->msgs[k].msg_hdr, &t->iov[k], &t->to[k], t->ctl[k].buf, sizeof(t->ctl[k].buf));
 		return 0;
 	}
 	udp_msg(l, local, client, &h, &iov, &to, ctl.buf, sizeof(ctl.buf));
@@ -363,8 +389,8 @@ int worker_send_client(const struct origin *o, const void *buf, size_t len, int 
 int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const void *buf, size_t len)
 {
 	struct relay *r = a->io;
+	struct txbatch *t = r->w->txb;
 	struct sockaddr_storage to;
-	socklen_t tolen = netaddr_to_sockaddr(peer, &to);
 	int fd = r->fd;
 
 	if (peer->family != a->relay.family) {
@@ -372,6 +398,20 @@ int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const 
 			return -1;
 		fd = r->fd2;
 	}
+	if (t != NULL && t->open && in_rx_slots(r->w, buf, len)) {
+		int k = txbatch_slot(t, fd);
+		struct msghdr *h = &t->msgs[k].msg_hdr;
+
+		t->iov[k].iov_base = (void *)buf;
+		t->iov[k].iov_len = len;
+		memset(h, 0, sizeof(*h));
+		h->msg_name = &t->to[k];
+		h->msg_namelen = netaddr_to_sockaddr(peer, &t->to[k]);
+		h->msg_iov = &t->iov[k];
+		h->msg_iovlen = 1;
+		return 0;
+	}
+	socklen_t tolen = netaddr_to_sockaddr(peer, &to);
 	return sendto(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&to, tolen) < 0 ? -1 : 0;
 }
 
@@ -588,6 +628,7 @@ static void relay_close_second(struct relay *r)
 	if (r->ev2 == NULL) /* none (calloc'd relays have ev2 NULL) */
 		return;
 	event_free(r->ev2);
+	txbatch_fd_closing(r->w->txb, r->fd2);
 	close(r->fd2);
 	r->ev2 = NULL;
 	r->fd2 = -1;
@@ -645,6 +686,7 @@ static void relay_release(struct turn_alloc *a)
 		tcp_relay_release(r); /* the listener and every data connection */
 	} else {
 		event_free(r->ev);
+		txbatch_fd_closing(r->w->txb, r->fd);
 		close(r->fd);
 		relay_close_second(r);
 	}

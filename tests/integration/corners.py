@@ -87,6 +87,53 @@ def refused(s, reason):
     return m.get('turnstone_refused_total{reason="%s"}' % reason, 0)
 
 
+# ------------------------------------------------------------ batching
+
+@tap.case("One receive batch: ChannelData and Send indications of two clients reach their peers "
+          "in order, those before a Refresh(0) in the same batch too, none after it")
+def t_batch_then_delete():
+    import signal
+    srv = server("main")
+    with srv.client("alice") as c, srv.client("alice") as c2, peer_socket() as pa, peer_socket() as pb:
+        expect_success(c.allocate(), "Allocate 1")
+        expect_success(c2.allocate(), "Allocate 2")
+        ch = 0x4444
+        expect_success(c.channel_bind(ch, pa.getsockname()), "ChannelBind 1")
+        expect_success(c2.channel_bind(ch, pb.getsockname()), "ChannelBind 2")
+        refresh0, tid = tc.build(tc.REFRESH, tc.REQUEST,
+                                 [tc.Attr.lifetime(0), tc.Attr.username(c.username), tc.Attr.realm(c.realm),
+                                  tc.Attr.nonce(c.nonce)], key=c.key)
+        # Stopped, the server finds everything below queued at once: one
+        # recvmmsg per listening socket takes it in a single batch.
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(10):
+                c.send_channel(ch, b"a%d" % i)
+                c2.send_channel(ch, b"b%d" % i)
+            c.send_indication(pa.getsockname(), b"a-ind")
+            c.sendraw(refresh0)
+            c.send_channel(ch, b"a-after")
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        got_a = []
+        while True:
+            data, _ = recv_from(pa, timeout=1.0)
+            if data is None:
+                break
+            got_a.append(data)
+        got_b = []
+        while len(got_b) < 10:
+            data, _ = recv_from(pb, timeout=2.0)
+            if data is None:
+                break
+            got_b.append(data)
+        check_eq(got_a, [b"a%d" % i for i in range(10)] + [b"a-ind"],
+                 "peer 1: everything before the Refresh(0), in order, nothing after")
+        check_eq(got_b, [b"b%d" % i for i in range(10)], "peer 2: all, in order")
+        resp = c.transact(refresh0, tid)  # the retransmission cache answers again
+        expect_success(resp, "Refresh(0) in the batch")
+
+
 # ------------------------------------------------------------ permissions
 
 @tap.case("Channel outlives its permission: peer data and client ChannelData dropped, "
