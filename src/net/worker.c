@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,7 @@ struct rxbatch {
  * udp_send and worker_relay_send send at once. */
 struct txbatch {
 	int open, n, fd;
+	int no_gso; /* the kernel refused UDP_SEGMENT once: send one by one */
 	struct mmsghdr msgs[WORKER_BATCH];
 	struct iovec iov[WORKER_BATCH];
 	struct sockaddr_storage to[WORKER_BATCH];
@@ -131,16 +133,41 @@ struct txbatch {
 		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 		struct cmsghdr align;
 	} ctl[WORKER_BATCH];
+	/* what txbatch_flush sends: msgs with runs merged for GSO */
+	struct mmsghdr out[WORKER_BATCH];
+	int first[WORKER_BATCH], count[WORKER_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} gctl[WORKER_BATCH];
 };
 
-/* Sends what t holds. A datagram the kernel refuses is lost, as a refused
+/* UDP GSO (UDP_SEGMENT, Linux 4.18): a run of queued datagrams with one
+ * destination and source, all of one size but the last, which may be
+ * shorter, leaves as one message that the kernel cuts back into the same
+ * datagrams: one pass down the IP/UDP send path for the run instead of one
+ * per datagram. Only datagrams of at most TX_GSO_MAX_LEN bytes (payload),
+ * so a segment fits any path MTU we send on, and at most TX_GSO_MAX_TOTAL
+ * bytes per run (the kernel's 64 KB limit). */
+#define TX_GSO_MAX_LEN 1200
+#define TX_GSO_MAX_TOTAL 60000
+
+/* 1 when two queued messages go to the same address from the same source. */
+static int tx_same_path(const struct msghdr *a, const struct msghdr *b)
+{
+	return a->msg_namelen == b->msg_namelen && memcmp(a->msg_name, b->msg_name, a->msg_namelen) == 0 &&
+	       a->msg_controllen == b->msg_controllen &&
+	       (a->msg_controllen == 0 || memcmp(a->msg_control, b->msg_control, a->msg_controllen) == 0);
+}
+
+/* Sends m[0..n) on fd. A datagram the kernel refuses is lost, as a refused
  * sendmsg was (UDP: only with a full send buffer). */
-static void txbatch_flush(struct txbatch *t)
+static void tx_send_each(int fd, struct mmsghdr *m, int n)
 {
 	int k = 0, sent;
 
-	while (k < t->n) {
-		sent = sendmmsg(t->fd, t->msgs + k, (unsigned)(t->n - k), MSG_DONTWAIT);
+	while (k < n) {
+		sent = sendmmsg(fd, m + k, (unsigned)(n - k), MSG_DONTWAIT);
 		if (sent <= 0) {
 			if (sent < 0 && errno == EINTR)
 				continue;
@@ -148,6 +175,75 @@ static void txbatch_flush(struct txbatch *t)
 			continue;
 		}
 		k += sent;
+	}
+}
+
+/* Sends what t holds, in order, runs merged by UDP GSO (above). A merged
+ * message the kernel refuses is sent again datagram by datagram; after
+ * EIO or ENOPROTOOPT (no GSO on this kernel or device) t stops merging. */
+static void txbatch_flush(struct txbatch *t)
+{
+	int i = 0, no = 0, k = 0, sent;
+
+	if (t->no_gso || t->n < 2) {
+		tx_send_each(t->fd, t->msgs, t->n);
+		t->n = 0;
+		return;
+	}
+	while (i < t->n) {
+		const struct msghdr *h = &t->msgs[i].msg_hdr;
+		struct msghdr *o = &t->out[no].msg_hdr;
+		size_t seg = t->iov[i].iov_len, total = seg;
+		int j = i + 1;
+
+		if (seg > 0 && seg <= TX_GSO_MAX_LEN)
+			while (j < t->n && t->iov[j].iov_len > 0 && t->iov[j].iov_len <= seg &&
+			       total + t->iov[j].iov_len <= TX_GSO_MAX_TOTAL && tx_same_path(h, &t->msgs[j].msg_hdr)) {
+				total += t->iov[j].iov_len;
+				if (t->iov[j++].iov_len < seg)
+					break; /* a shorter datagram ends the run */
+			}
+		*o = *h;
+		if (j - i > 1) {
+			/* msgs[i..j) point at iov[i..j): one gather list */
+			char *c = t->gctl[no].buf;
+			struct cmsghdr *cm;
+			uint16_t gso = (uint16_t)seg;
+
+			memset(c, 0, sizeof(t->gctl[no].buf));
+			if (h->msg_controllen > 0)
+				memcpy(c, h->msg_control, h->msg_controllen);
+			cm = (struct cmsghdr *)(c + h->msg_controllen);
+			cm->cmsg_level = IPPROTO_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(gso));
+			memcpy(CMSG_DATA(cm), &gso, sizeof(gso));
+			o->msg_iov = &t->iov[i];
+			o->msg_iovlen = (size_t)(j - i);
+			o->msg_control = c;
+			o->msg_controllen = h->msg_controllen + CMSG_SPACE(sizeof(gso));
+		}
+		t->first[no] = i;
+		t->count[no] = j - i;
+		no++;
+		i = j;
+	}
+	while (k < no) {
+		sent = sendmmsg(t->fd, t->out + k, (unsigned)(no - k), MSG_DONTWAIT);
+		if (sent > 0) {
+			k += sent;
+			continue;
+		}
+		if (sent < 0 && errno == EINTR)
+			continue;
+		if (t->count[k] > 1) {
+			if (errno == EIO || errno == ENOPROTOOPT) {
+				log_warn("udp: the kernel refuses UDP GSO; datagrams are sent one by one");
+				t->no_gso = 1;
+			}
+			tx_send_each(t->fd, t->msgs + t->first[k], t->count[k]);
+		}
+		k++; /* a single datagram refused is lost, as before */
 	}
 	t->n = 0;
 }

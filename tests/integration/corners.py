@@ -134,6 +134,49 @@ def t_batch_then_delete():
         expect_success(resp, "Refresh(0) in the batch")
 
 
+@tap.case("One receive batch of same-size datagrams each way (sent as UDP GSO runs): every datagram "
+          "arrives whole, in order, as sent, a shorter one and an oversized one included")
+def t_batch_gso_boundaries():
+    import signal
+    srv = server("main")
+    with srv.client("alice") as c, peer_socket() as pa:
+        expect_success(c.allocate(), "Allocate")
+        ch = 0x4555
+        expect_success(c.channel_bind(ch, pa.getsockname()), "ChannelBind")
+        # client -> peer: runs of 100-byte datagrams broken by a shorter one,
+        # one over the GSO size limit and one of another size
+        to_peer = ([b"%03d" % i + b"p" * 97 for i in range(12)] + [b"short"] +
+                   [b"%03d" % i + b"q" * 97 for i in range(12, 15)] + [b"L" * 1300] +
+                   [b"%03d" % i + b"r" * 57 for i in range(15, 18)])
+        # peer -> client: 80-byte datagrams, then a 20-byte one, then 80 again
+        to_client = ([b"%03d" % i + b"c" * 77 for i in range(10)] + [b"t" * 20] +
+                     [b"%03d" % i + b"d" * 77 for i in range(10, 13)])
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            for d in to_peer:
+                c.send_channel(ch, d)
+            for d in to_client:
+                pa.sendto(d, tuple(c.relayed))
+            time.sleep(0.2)
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        got_p = []
+        while len(got_p) < len(to_peer) + 2:
+            data, _ = recv_from(pa, timeout=1.0)
+            if data is None:
+                break
+            got_p.append(data)
+        check_eq(got_p, to_peer, "peer: each datagram whole and in order")
+        got_c = []
+        while len(got_c) < len(to_client) + 2:
+            got = c.recv_data(timeout=1.0)
+            if got is None:
+                break
+            check(got[:2] == ("chan", ch), "peer data as ChannelData on the channel: %r" % (got,))
+            got_c.append(got[2])
+        check_eq(got_c, to_client, "client: each ChannelData whole and in order")
+
+
 # ------------------------------------------------------------ permissions
 
 @tap.case("Channel outlives its permission: peer data and client ChannelData dropped, "
