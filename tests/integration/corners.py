@@ -87,6 +87,17 @@ def refused(s, reason):
     return m.get('turnstone_refused_total{reason="%s"}' % reason, 0)
 
 
+def recv_all(sock, most, timeout):
+    """Datagrams on sock until none comes within timeout s, at most most."""
+    got = []
+    while len(got) < most:
+        data, _ = recv_from(sock, timeout=timeout)
+        if data is None:
+            break
+        got.append(data)
+    return got
+
+
 # ------------------------------------------------------------ batching
 
 @tap.case("One receive batch: ChannelData and Send indications of two clients reach their peers "
@@ -115,18 +126,8 @@ def t_batch_then_delete():
             c.send_channel(ch, b"a-after")
         finally:
             os.kill(srv.proc.pid, signal.SIGCONT)
-        got_a = []
-        while True:
-            data, _ = recv_from(pa, timeout=1.0)
-            if data is None:
-                break
-            got_a.append(data)
-        got_b = []
-        while len(got_b) < 10:
-            data, _ = recv_from(pb, timeout=2.0)
-            if data is None:
-                break
-            got_b.append(data)
+        got_a = recv_all(pa, 1000, timeout=1.0)
+        got_b = recv_all(pb, 10, timeout=2.0)
         check_eq(got_a, [b"a%d" % i for i in range(10)] + [b"a-ind"],
                  "peer 1: everything before the Refresh(0), in order, nothing after")
         check_eq(got_b, [b"b%d" % i for i in range(10)], "peer 2: all, in order")
@@ -160,12 +161,7 @@ def t_batch_gso_boundaries():
             time.sleep(0.2)
         finally:
             os.kill(srv.proc.pid, signal.SIGCONT)
-        got_p = []
-        while len(got_p) < len(to_peer) + 2:
-            data, _ = recv_from(pa, timeout=1.0)
-            if data is None:
-                break
-            got_p.append(data)
+        got_p = recv_all(pa, len(to_peer) + 2, timeout=1.0)
         check_eq(got_p, to_peer, "peer: each datagram whole and in order")
         got_c = []
         while len(got_c) < len(to_client) + 2:
