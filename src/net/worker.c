@@ -135,7 +135,6 @@ struct txbatch {
 	} ctl[WORKER_BATCH];
 	/* what txbatch_flush sends: msgs with runs merged for GSO */
 	struct mmsghdr out[WORKER_BATCH];
-	int first[WORKER_BATCH], count[WORKER_BATCH];
 	union {
 		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
 		struct cmsghdr align;
@@ -160,33 +159,43 @@ static int tx_same_path(const struct msghdr *a, const struct msghdr *b)
 	       (a->msg_controllen == 0 || memcmp(a->msg_control, b->msg_control, a->msg_controllen) == 0);
 }
 
-/* Sends m[0..n) on fd. A datagram the kernel refuses is lost, as a refused
- * sendmsg was (UDP: only with a full send buffer). */
-static void tx_send_each(int fd, struct mmsghdr *m, int n)
+/* Sends m[0..n) (t->msgs, or t->out) on t->fd. A datagram the kernel
+ * refuses is lost, as a refused sendmsg was (UDP: only with a full send
+ * buffer). A merged run (msg_iovlen > 1, its datagrams at t->iov) the kernel
+ * refuses is sent again datagram by datagram from t->msgs; after EIO or
+ * ENOPROTOOPT (no GSO on this kernel or device) t stops merging. */
+static void tx_send(struct txbatch *t, struct mmsghdr *m, int n)
 {
 	int k = 0, sent;
 
 	while (k < n) {
-		sent = sendmmsg(fd, m + k, (unsigned)(n - k), MSG_DONTWAIT);
-		if (sent <= 0) {
-			if (sent < 0 && errno == EINTR)
-				continue;
-			k++; /* skip the one refused, try the rest */
+		const struct msghdr *h = &m[k].msg_hdr;
+
+		sent = sendmmsg(t->fd, m + k, (unsigned)(n - k), MSG_DONTWAIT);
+		if (sent > 0) {
+			k += sent;
 			continue;
 		}
-		k += sent;
+		if (sent < 0 && errno == EINTR)
+			continue;
+		if (h->msg_iovlen > 1) {
+			if (errno == EIO || errno == ENOPROTOOPT) {
+				log_warn("udp: the kernel refuses UDP GSO; datagrams are sent one by one");
+				t->no_gso = 1;
+			}
+			tx_send(t, t->msgs + (h->msg_iov - t->iov), (int)h->msg_iovlen);
+		}
+		k++; /* skip the one refused, try the rest */
 	}
 }
 
-/* Sends what t holds, in order, runs merged by UDP GSO (above). A merged
- * message the kernel refuses is sent again datagram by datagram; after
- * EIO or ENOPROTOOPT (no GSO on this kernel or device) t stops merging. */
+/* Sends what t holds, in order, runs merged by UDP GSO (above). */
 static void txbatch_flush(struct txbatch *t)
 {
-	int i = 0, no = 0, k = 0, sent;
+	int i = 0, no = 0;
 
 	if (t->no_gso || t->n < 2) {
-		tx_send_each(t->fd, t->msgs, t->n);
+		tx_send(t, t->msgs, t->n);
 		t->n = 0;
 		return;
 	}
@@ -223,28 +232,10 @@ static void txbatch_flush(struct txbatch *t)
 			o->msg_control = c;
 			o->msg_controllen = h->msg_controllen + CMSG_SPACE(sizeof(gso));
 		}
-		t->first[no] = i;
-		t->count[no] = j - i;
 		no++;
 		i = j;
 	}
-	while (k < no) {
-		sent = sendmmsg(t->fd, t->out + k, (unsigned)(no - k), MSG_DONTWAIT);
-		if (sent > 0) {
-			k += sent;
-			continue;
-		}
-		if (sent < 0 && errno == EINTR)
-			continue;
-		if (t->count[k] > 1) {
-			if (errno == EIO || errno == ENOPROTOOPT) {
-				log_warn("udp: the kernel refuses UDP GSO; datagrams are sent one by one");
-				t->no_gso = 1;
-			}
-			tx_send_each(t->fd, t->msgs + t->first[k], t->count[k]);
-		}
-		k++; /* a single datagram refused is lost, as before */
-	}
+	tx_send(t, t->out, no);
 	t->n = 0;
 }
 
