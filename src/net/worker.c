@@ -116,16 +116,33 @@ struct rxbatch {
 	} ctl[WORKER_BATCH];
 };
 
-/* Datagrams queued while one receive batch is handled: to clients in
- * relay_read, to peers in listener_read. They all point into that batch's
- * rx slots, so they are sent (one sendmmsg per run of datagrams for one
- * socket) before the slots are reused, and before a socket they wait for
- * closes (txbatch_fd_closing), so a reused descriptor number never sends
- * them. open is 1 only inside the two read callbacks; everywhere else
+/* Datagrams queued by the read callbacks of one event loop pass: to clients
+ * in relay_read, to peers in listener_read, each with its socket (fds). They
+ * point into the rx slots, which the next read then leaves alone (rx_next),
+ * and leave at the end of the pass (worker_main), one sendmmsg per socket:
+ * so the peer -> client datagrams of all the relay sockets that were ready
+ * together share the listening socket's system call. They also leave before
+ * the slots are needed again, before a socket they wait for closes
+ * (txbatch_fd_closing: a reused descriptor number never sends them) and
+ * before anything is sent at once (so one socket's datagrams keep their
+ * order). open is 1 only inside the two read callbacks; everywhere else
  * udp_send and worker_relay_send send at once. */
+/* A destination the kernel refused a GSO run to with EMSGSIZE (EINVAL
+ * before Linux 6.x): its path MTU is below seg + the headers. Runs of seg bytes or more to it are not
+ * merged again (until another destination takes the slot). */
+#define TX_GSO_BARS 16
+
+struct tx_bar {
+	socklen_t len; /* 0: empty */
+	uint16_t seg;  /* the smallest refused segment size, bytes */
+	struct sockaddr_storage to;
+};
+
 struct txbatch {
-	int open, n, fd;
-	int no_gso; /* the kernel refused UDP_SEGMENT once: send one by one */
+	int open, n;
+	int rx_next; /* first rx slot no queued datagram points into */
+	int no_gso;  /* the kernel refused UDP_SEGMENT once: send one by one */
+	int fds[WORKER_BATCH];
 	struct mmsghdr msgs[WORKER_BATCH];
 	struct iovec iov[WORKER_BATCH];
 	struct sockaddr_storage to[WORKER_BATCH];
@@ -139,6 +156,7 @@ struct txbatch {
 		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t))];
 		struct cmsghdr align;
 	} gctl[WORKER_BATCH];
+	struct tx_bar bars[TX_GSO_BARS];
 };
 
 /* UDP GSO (UDP_SEGMENT, Linux 4.18): a run of queued datagrams with one
@@ -151,6 +169,45 @@ struct txbatch {
 #define TX_GSO_MAX_LEN 1200
 #define TX_GSO_MAX_TOTAL 60000
 
+/* The bar slot of h's destination. */
+static struct tx_bar *tx_bar_slot(struct txbatch *t, const struct msghdr *h)
+{
+	const uint8_t *p = h->msg_name;
+	uint32_t x = 2166136261u; /* FNV-1a */
+	socklen_t i;
+
+	for (i = 0; i < h->msg_namelen; i++)
+		x = (x ^ p[i]) * 16777619u;
+	return &t->bars[x % TX_GSO_BARS];
+}
+
+/* 1 when runs of seg-byte datagrams to h's destination are not merged. */
+static int tx_barred(struct txbatch *t, const struct msghdr *h, size_t seg)
+{
+	const struct tx_bar *b = tx_bar_slot(t, h);
+
+	return b->len == h->msg_namelen && seg >= b->seg && memcmp(&b->to, h->msg_name, b->len) == 0;
+}
+
+/* The kernel refused a run of seg-byte datagrams to h's destination: one
+ * line per refused run, which the bar makes one per destination. */
+static void tx_bar(struct txbatch *t, const struct msghdr *h, size_t seg)
+{
+	struct tx_bar *b = tx_bar_slot(t, h);
+
+	log_debug("udp: a UDP GSO run of %zu-byte datagrams was refused (path MTU); they go one by one "
+		  "to that destination from now on",
+		  seg);
+	if (b->len == h->msg_namelen && memcmp(&b->to, h->msg_name, b->len) == 0) {
+		if (seg < b->seg)
+			b->seg = (uint16_t)seg;
+		return;
+	}
+	b->len = h->msg_namelen;
+	b->seg = (uint16_t)seg;
+	memcpy(&b->to, h->msg_name, h->msg_namelen);
+}
+
 /* 1 when two queued messages go to the same address from the same source. */
 static int tx_same_path(const struct msghdr *a, const struct msghdr *b)
 {
@@ -159,19 +216,21 @@ static int tx_same_path(const struct msghdr *a, const struct msghdr *b)
 	       (a->msg_controllen == 0 || memcmp(a->msg_control, b->msg_control, a->msg_controllen) == 0);
 }
 
-/* Sends m[0..n) (t->msgs, or t->out) on t->fd. A datagram the kernel
+/* Sends m[0..n) (from t->msgs, or t->out) on fd. A datagram the kernel
  * refuses is lost, as a refused sendmsg was (UDP: only with a full send
  * buffer). A merged run (msg_iovlen > 1, its datagrams at t->iov) the kernel
  * refuses is sent again datagram by datagram from t->msgs; after EIO or
- * ENOPROTOOPT (no GSO on this kernel or device) t stops merging. */
-static void tx_send(struct txbatch *t, struct mmsghdr *m, int n)
+ * ENOPROTOOPT (no GSO on this kernel or device) t stops merging, after
+ * EMSGSIZE or EINVAL (a path MTU below the segment) it stops merging for
+ * that destination (tx_bar). */
+static void tx_send(struct txbatch *t, int fd, struct mmsghdr *m, int n)
 {
 	int k = 0, sent;
 
 	while (k < n) {
 		const struct msghdr *h = &m[k].msg_hdr;
 
-		sent = sendmmsg(t->fd, m + k, (unsigned)(n - k), MSG_DONTWAIT);
+		sent = sendmmsg(fd, m + k, (unsigned)(n - k), MSG_DONTWAIT);
 		if (sent > 0) {
 			k += sent;
 			continue;
@@ -182,31 +241,33 @@ static void tx_send(struct txbatch *t, struct mmsghdr *m, int n)
 			if (errno == EIO || errno == ENOPROTOOPT) {
 				log_warn("udp: the kernel refuses UDP GSO; datagrams are sent one by one");
 				t->no_gso = 1;
+			} else if (errno == EMSGSIZE || errno == EINVAL) {
+				tx_bar(t, h, h->msg_iov[0].iov_len);
 			}
-			tx_send(t, t->msgs + (h->msg_iov - t->iov), (int)h->msg_iovlen);
+			tx_send(t, fd, t->msgs + (h->msg_iov - t->iov), (int)h->msg_iovlen);
 		}
 		k++; /* skip the one refused, try the rest */
 	}
 }
 
-/* Sends what t holds, in order, runs merged by UDP GSO (above). */
-static void txbatch_flush(struct txbatch *t)
+/* Sends t's datagrams [from, to), all for one socket, in order, runs merged
+ * by UDP GSO (above). */
+static void tx_flush_fd(struct txbatch *t, int from, int to)
 {
-	int i = 0, no = 0;
+	int i = from, no = 0, fd = t->fds[from];
 
-	if (t->no_gso || t->n < 2) {
-		tx_send(t, t->msgs, t->n);
-		t->n = 0;
+	if (t->no_gso || to - from < 2) {
+		tx_send(t, fd, t->msgs + from, to - from);
 		return;
 	}
-	while (i < t->n) {
+	while (i < to) {
 		const struct msghdr *h = &t->msgs[i].msg_hdr;
 		struct msghdr *o = &t->out[no].msg_hdr;
 		size_t seg = t->iov[i].iov_len, total = seg;
 		int j = i + 1;
 
-		if (seg > 0 && seg <= TX_GSO_MAX_LEN)
-			while (j < t->n && t->iov[j].iov_len > 0 && t->iov[j].iov_len <= seg &&
+		if (seg > 0 && seg <= TX_GSO_MAX_LEN && !tx_barred(t, h, seg))
+			while (j < to && t->iov[j].iov_len > 0 && t->iov[j].iov_len <= seg &&
 			       total + t->iov[j].iov_len <= TX_GSO_MAX_TOTAL && tx_same_path(h, &t->msgs[j].msg_hdr)) {
 				total += t->iov[j].iov_len;
 				if (t->iov[j++].iov_len < seg)
@@ -235,15 +296,84 @@ static void txbatch_flush(struct txbatch *t)
 		no++;
 		i = j;
 	}
-	tx_send(t, t->out, no);
+	tx_send(t, fd, t->out, no);
+}
+
+/* Puts t's datagrams in socket order, each socket's own in the order they
+ * were queued (insertion sort: at most WORKER_BATCH, and most often
+ * already in order). */
+static void txbatch_group(struct txbatch *t)
+{
+	int i, j;
+
+	for (i = 1; i < t->n; i++) {
+		struct mmsghdr m = t->msgs[i];
+		struct iovec v = t->iov[i];
+		int fd = t->fds[i];
+
+		for (j = i; j > 0 && t->fds[j - 1] > fd; j--) {
+			t->msgs[j] = t->msgs[j - 1];
+			t->iov[j] = t->iov[j - 1];
+			t->fds[j] = t->fds[j - 1];
+		}
+		t->msgs[j] = m;
+		t->iov[j] = v;
+		t->fds[j] = fd;
+	}
+	/* msgs[k] points at iov[k] again: a GSO run needs its datagrams'
+	 * iovecs side by side */
+	for (i = 0; i < t->n; i++)
+		t->msgs[i].msg_hdr.msg_iov = &t->iov[i];
+}
+
+/* Sends what t holds: one sendmmsg per socket. The rx slots are free after. */
+static void txbatch_flush(struct txbatch *t)
+{
+	int i, j;
+
+	txbatch_group(t);
+	for (i = 0; i < t->n; i = j) {
+		for (j = i + 1; j < t->n && t->fds[j] == t->fds[i]; j++)
+			;
+		tx_flush_fd(t, i, j);
+	}
 	t->n = 0;
+	t->rx_next = 0;
 }
 
 /* fd is about to close: what waits for it leaves first. */
 static void txbatch_fd_closing(struct txbatch *t, int fd)
 {
-	if (t != NULL && t->n > 0 && t->fd == fd)
+	int i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->n; i++)
+		if (t->fds[i] == fd) {
+			txbatch_flush(t);
+			return;
+		}
+}
+
+/* A datagram is about to be sent at once: what t holds leaves first, so
+ * that one socket's datagrams leave in the order they were sent. */
+static void txbatch_before_direct(struct txbatch *t)
+{
+	if (t != NULL && t->n > 0)
 		txbatch_flush(t);
+}
+
+/* The first rx slot a read callback may fill. The slots behind it hold
+ * datagrams still queued in t; when they are over half, they are sent
+ * first, so that a receive batch has room for at least half of
+ * WORKER_BATCH. */
+static int txbatch_rx_start(struct txbatch *t)
+{
+	if (t->n == 0)
+		t->rx_next = 0;
+	else if (t->rx_next > WORKER_BATCH / 2)
+		txbatch_flush(t);
+	return t->rx_next;
 }
 
 /* 1 when len bytes at buf lie in w's receive slots (they stay put until
@@ -253,13 +383,13 @@ static int in_rx_slots(const struct worker *w, const void *buf, size_t len)
 	return (const uint8_t *)buf >= w->rx && (const uint8_t *)buf + len <= w->rx + (size_t)WORKER_BATCH * WORKER_SLOT;
 }
 
-/* Room for one more datagram to fd in t: flushes first when t holds
- * another socket's or is full. Returns the slot index. */
+/* Room for one more datagram to fd in t: flushes first when t is full.
+ * Returns the slot index. */
 static int txbatch_slot(struct txbatch *t, int fd)
 {
-	if (t->n > 0 && (t->fd != fd || t->n == WORKER_BATCH))
+	if (t->n == WORKER_BATCH)
 		txbatch_flush(t);
-	t->fd = fd;
+	t->fds[t->n] = fd;
 	return t->n++;
 }
 
@@ -289,12 +419,12 @@ static void rxbatch_prepare(struct rxbatch *b, uint8_t *rx, int want_ctl)
 	}
 }
 
-/* Restores the n headers recvmmsg filled for the next call. */
-static void rxbatch_reset(struct rxbatch *b, int n, int want_ctl)
+/* Restores the headers [from, to) that recvmmsg filled for the next call. */
+static void rxbatch_reset(struct rxbatch *b, int from, int to, int want_ctl)
 {
 	int i;
 
-	for (i = 0; i < n; i++) {
+	for (i = from; i < to; i++) {
 		struct msghdr *h = &b->msgs[i].msg_hdr;
 
 		h->msg_namelen = sizeof(b->from[i]);
@@ -331,17 +461,19 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 	struct listener *l = arg;
 	struct worker *w = l->w;
 	struct rxbatch *b = w->rxb[l->wildcard != 0];
-	int n, i, rounds;
+	int n, i, rounds, start, room;
 
 	/* Bounded, so one busy socket cannot starve the rest of the loop. */
 	for (rounds = 0; rounds < 8; rounds++) {
-		n = recvmmsg(fd, b->msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
+		start = txbatch_rx_start(w->txb);
+		room = WORKER_BATCH - start;
+		n = recvmmsg(fd, b->msgs + start, (unsigned)room, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
 		if (w->bps_on)
 			w->now_ms = worker_now_ms();
 		w->txb->open = 1;
-		for (i = 0; i < n; i++) {
+		for (i = start; i < start + n; i++) {
 			struct origin o;
 			struct msghdr *h = &b->msgs[i].msg_hdr;
 
@@ -355,9 +487,9 @@ static void listener_read(evutil_socket_t fd, short what, void *arg)
 			turn_handle_client(w, &o, b->iov[i].iov_base, b->msgs[i].msg_len);
 		}
 		w->txb->open = 0;
-		txbatch_flush(w->txb); /* before the rx slots are reused */
-		rxbatch_reset(b, n, l->wildcard != 0);
-		if (n < WORKER_BATCH)
+		w->txb->rx_next = start + n;
+		rxbatch_reset(b, start, start + n, l->wildcard != 0);
+		if (n < room)
 			break;
 	}
 }
@@ -367,16 +499,18 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 	struct relay *r = arg;
 	struct worker *w = r->w;
 	struct rxbatch *b = w->rxb[0];
-	int n, i, rounds;
+	int n, i, rounds, start, room;
 
 	for (rounds = 0; rounds < 4; rounds++) {
-		n = recvmmsg(fd, b->msgs, WORKER_BATCH, MSG_DONTWAIT, NULL);
+		start = txbatch_rx_start(w->txb);
+		room = WORKER_BATCH - start;
+		n = recvmmsg(fd, b->msgs + start, (unsigned)room, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
 		if (w->bps_on)
 			w->now_ms = worker_now_ms();
 		w->txb->open = 1;
-		for (i = 0; i < n; i++) {
+		for (i = start; i < start + n; i++) {
 			struct stun_addr peer;
 
 			if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
@@ -388,9 +522,9 @@ static void relay_read(evutil_socket_t fd, short what, void *arg)
 			turn_handle_peer(w, r->alloc, &peer, b->iov[i].iov_base, b->msgs[i].msg_len);
 		}
 		w->txb->open = 0;
-		txbatch_flush(w->txb); /* before the rx slots are reused */
-		rxbatch_reset(b, n, 0);
-		if (n < WORKER_BATCH)
+		w->txb->rx_next = start + n;
+		rxbatch_reset(b, start, start + n, 0);
+		if (n < room)
 			break;
 	}
 }
@@ -440,7 +574,7 @@ static void udp_msg(struct listener *l, const struct stun_addr *local, const str
 }
 
 /* A datagram to client. Inside relay_read (t->open) it is queued, pointing
- * at buf (in the receive batch's slots), and sent with the batch. */
+ * at buf (in the rx slots), and sent at the end of the loop pass. */
 static int udp_send(struct listener *l, const struct stun_addr *local, const struct stun_addr *client,
 		    const void *buf, size_t len)
 {
@@ -462,6 +596,7 @@ static int udp_send(struct listener *l, const struct stun_addr *local, const str
 		udp_msg(l, local, client, &t->msgs[k].msg_hdr, &t->iov[k], &t->to[k], t->ctl[k].buf, sizeof(t->ctl[k].buf));
 		return 0;
 	}
+	txbatch_before_direct(t);
 	udp_msg(l, local, client, &h, &iov, &to, ctl.buf, sizeof(ctl.buf));
 	return sendmsg(l->fd, &h, MSG_DONTWAIT) < 0 ? -1 : 0;
 }
@@ -498,6 +633,7 @@ int worker_relay_send(struct turn_alloc *a, const struct stun_addr *peer, const 
 		h->msg_iovlen = 1;
 		return 0;
 	}
+	txbatch_before_direct(t);
 	socklen_t tolen = netaddr_to_sockaddr(peer, &to);
 	return sendto(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&to, tolen) < 0 ? -1 : 0;
 }
@@ -973,7 +1109,16 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 
 	log_debug("worker %d running", w->id);
-	event_base_dispatch(w->base);
+	/* One pass at a time (EVLOOP_ONCE: one wait, then every callback it
+	 * made ready), so that what the read callbacks queued leaves after
+	 * all of them, as few system calls as there are sockets to send on. */
+	for (;;) {
+		int rc = event_base_loop(w->base, EVLOOP_ONCE);
+
+		txbatch_flush(w->txb);
+		if (rc != 0 || event_base_got_break(w->base))
+			break;
+	}
 	return NULL;
 }
 

@@ -155,8 +155,8 @@ struct worker {
 	unsigned log_n, log_dropped;
 	uint8_t *rx;               /* WORKER_BATCH slots of WORKER_SLOT bytes */
 	struct rxbatch *rxb[2];    /* recvmmsg headers over rx: [0] plain, [1] with IP_PKTINFO */
-	struct txbatch *txb;       /* peer -> client datagrams of one relay receive batch, sent with
-				      one sendmmsg per listening socket (worker.c) */
+	struct txbatch *txb;       /* datagrams the read callbacks of one loop pass queued, sent
+				      after it with one sendmmsg per socket (worker.c) */
 	uint8_t tx[2048];          /* response scratch buffer (answers are small) */
 	struct worker_stats stats; /* written by this worker only (net/stats.h) */
 	/* bandwidth limits (net/limits.h) */

@@ -173,6 +173,53 @@ def t_batch_gso_boundaries():
         check_eq(got_c, to_client, "client: each ChannelData whole and in order")
 
 
+@tap.case("One loop pass over many ready sockets (datagrams of several relay sockets queued together, "
+          "more than one receive batch holds): every datagram reaches its own client or peer, whole, in order")
+def t_batch_across_sockets():
+    import contextlib
+    import signal
+    srv = server("main")
+    n, per_peer, per_client = 6, 12, 7
+    with contextlib.ExitStack() as st:
+        cs = [st.enter_context(srv.client("alice")) for _ in range(n)]
+        ps = [st.enter_context(peer_socket()) for _ in range(n)]
+        ch = 0x4666
+        for k in range(n):
+            expect_success(cs[k].allocate(), "Allocate %d" % k)
+            expect_success(cs[k].channel_bind(ch, ps[k].getsockname()), "ChannelBind %d" % k)
+        # sizes differ from datagram to datagram, so one overwritten or
+        # swapped receive slot shows as a wrong payload
+        to_client = [[b"c%d-%03d-" % (k, i) + bytes([65 + k]) * (20 + 37 * i) for i in range(per_peer)]
+                     for k in range(n)]
+        to_peer = [[b"p%d-%03d-" % (k, i) + bytes([97 + k]) * (5 + 53 * i) for i in range(per_client)]
+                   for k in range(n)]
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(per_peer):
+                for k in range(n):
+                    ps[k].sendto(to_client[k][i], tuple(cs[k].relayed))
+            for i in range(per_client):
+                for k in range(n):
+                    cs[k].send_channel(ch, to_peer[k][i])
+                if i == 3:  # a request answered at once, between queued data
+                    cs[0].sendraw(tc.build(tc.BINDING, tc.REQUEST, [])[0])
+            time.sleep(0.2)
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        for k in range(n):
+            got = recv_all(ps[k], per_client + 2, timeout=1.0)
+            check_eq(got, to_peer[k], "peer %d: its client's datagrams, whole and in order" % k)
+        for k in range(n):
+            got_c = []
+            while len(got_c) < per_peer + 2:
+                got = cs[k].recv_data(timeout=1.0)
+                if got is None:
+                    break
+                check(got[:2] == ("chan", ch), "client %d: peer data as ChannelData: %r" % (k, got[:2]))
+                got_c.append(got[2])
+            check_eq(got_c, to_client[k], "client %d: its peer's datagrams, whole and in order" % k)
+
+
 # ------------------------------------------------------------ permissions
 
 @tap.case("Channel outlives its permission: peer data and client ChannelData dropped, "
