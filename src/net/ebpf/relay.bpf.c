@@ -361,12 +361,23 @@ int ts_relay(struct __sk_buff *skb)
 	k.relay_port = p.dport;
 	k.peer_ip = p.saddr;
 	k.peer_port = p.sport;
+	/* A packet matches at most one map (a listening port is never a
+	 * relayed one), and ts_c2p holds bound channels only: 0x4000-0x7fff
+	 * (rfc5766-channels) at most, so ChannelData starts with 0x40-0x7f.
+	 * Media from peers (RTP 0x80-0xbf, DTLS 20-63, STUN 0-3) never does:
+	 * nearly every packet costs one hash lookup, not two. */
+	if (p.ulen >= sizeof(*udp) + CHAN_HDR && (void *)(udp + 1) + CHAN_HDR <= end) {
+		chdr = *(__u32 *)(udp + 1);
+		if ((chdr & 0xc0) == 0x40) { /* the first byte, in memory order */
+			int rc = client_to_peer(skb, &p, chdr);
+
+			if (rc != TC_ACT_OK) /* relayed or dropped; OK: untouched */
+				return rc;
+		}
+	}
 	if ((v = bpf_map_lookup_elem(&ts_chan, &k)) != NULL)
 		return peer_to_client(skb, &p, v);
-	if (p.ulen < sizeof(*udp) + CHAN_HDR || (void *)(udp + 1) + CHAN_HDR > end)
-		return TC_ACT_OK;
-	chdr = *(__u32 *)(udp + 1);
-	return client_to_peer(skb, &p, chdr);
+	return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "GPL";
