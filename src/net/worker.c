@@ -128,8 +128,9 @@ struct rxbatch {
  * order). open is 1 only inside the two read callbacks; everywhere else
  * udp_send and worker_relay_send send at once. */
 /* A destination the kernel refused a GSO run to with EMSGSIZE (EINVAL
- * before Linux 6.x): its path MTU is below seg + the headers. Runs of seg bytes or more to it are not
- * merged again (until another destination takes the slot). */
+ * before Linux 6.x): its path MTU is below seg + the headers. Runs of seg
+ * bytes or more to it are not merged again, until TX_GSO_BARS other
+ * destinations have been barred after it (round robin). */
 #define TX_GSO_BARS 16
 
 struct tx_bar {
@@ -157,6 +158,7 @@ struct txbatch {
 		struct cmsghdr align;
 	} gctl[WORKER_BATCH];
 	struct tx_bar bars[TX_GSO_BARS];
+	unsigned bar_next; /* the slot the next new destination takes */
 };
 
 /* UDP GSO (UDP_SEGMENT, Linux 4.18): a run of queued datagrams with one
@@ -169,40 +171,42 @@ struct txbatch {
 #define TX_GSO_MAX_LEN 1200
 #define TX_GSO_MAX_TOTAL 60000
 
-/* The bar slot of h's destination. */
-static struct tx_bar *tx_bar_slot(struct txbatch *t, const struct msghdr *h)
+/* The bar of h's destination, or NULL. A linear search: it runs once per
+ * run considered for merging, not per datagram, and most often finds
+ * nothing at the first empty slot. */
+static struct tx_bar *tx_bar_find(struct txbatch *t, const struct msghdr *h)
 {
-	const uint8_t *p = h->msg_name;
-	uint32_t x = 2166136261u; /* FNV-1a */
-	socklen_t i;
+	int i;
 
-	for (i = 0; i < h->msg_namelen; i++)
-		x = (x ^ p[i]) * 16777619u;
-	return &t->bars[x % TX_GSO_BARS];
+	for (i = 0; i < TX_GSO_BARS && t->bars[i].len != 0; i++)
+		if (t->bars[i].len == h->msg_namelen && memcmp(&t->bars[i].to, h->msg_name, h->msg_namelen) == 0)
+			return &t->bars[i];
+	return NULL;
 }
 
 /* 1 when runs of seg-byte datagrams to h's destination are not merged. */
 static int tx_barred(struct txbatch *t, const struct msghdr *h, size_t seg)
 {
-	const struct tx_bar *b = tx_bar_slot(t, h);
+	const struct tx_bar *b = tx_bar_find(t, h);
 
-	return b->len == h->msg_namelen && seg >= b->seg && memcmp(&b->to, h->msg_name, b->len) == 0;
+	return b != NULL && seg >= b->seg;
 }
 
 /* The kernel refused a run of seg-byte datagrams to h's destination: one
  * line per refused run, which the bar makes one per destination. */
 static void tx_bar(struct txbatch *t, const struct msghdr *h, size_t seg)
 {
-	struct tx_bar *b = tx_bar_slot(t, h);
+	struct tx_bar *b = tx_bar_find(t, h);
 
 	log_debug("udp: a UDP GSO run of %zu-byte datagrams was refused (path MTU); they go one by one "
 		  "to that destination from now on",
 		  seg);
-	if (b->len == h->msg_namelen && memcmp(&b->to, h->msg_name, b->len) == 0) {
+	if (b != NULL) {
 		if (seg < b->seg)
 			b->seg = (uint16_t)seg;
 		return;
 	}
+	b = &t->bars[t->bar_next++ % TX_GSO_BARS];
 	b->len = h->msg_namelen;
 	b->seg = (uint16_t)seg;
 	memcpy(&b->to, h->msg_name, h->msg_namelen);
