@@ -270,13 +270,20 @@ static void tx_flush_fd(struct txbatch *t, int from, int to)
 		size_t seg = t->iov[i].iov_len, total = seg;
 		int j = i + 1;
 
-		if (seg > 0 && seg <= TX_GSO_MAX_LEN && !tx_barred(t, h, seg))
+		if (seg > 0 && seg <= TX_GSO_MAX_LEN)
 			while (j < to && t->iov[j].iov_len > 0 && t->iov[j].iov_len <= seg &&
 			       total + t->iov[j].iov_len <= TX_GSO_MAX_TOTAL && tx_same_path(h, &t->msgs[j].msg_hdr)) {
 				total += t->iov[j].iov_len;
 				if (t->iov[j++].iov_len < seg)
 					break; /* a shorter datagram ends the run */
 			}
+		/* the bars are searched only for a run that formed, not for
+		 * every datagram; a barred run leaves datagram by datagram */
+		if (j - i > 1 && tx_barred(t, h, seg)) {
+			while (i < j)
+				t->out[no++] = t->msgs[i++];
+			continue;
+		}
 		*o = *h;
 		if (j - i > 1) {
 			/* msgs[i..j) point at iov[i..j): one gather list */
