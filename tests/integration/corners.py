@@ -98,6 +98,19 @@ def recv_all(sock, most, timeout):
     return got
 
 
+def recv_chan_all(c, ch, most, timeout):
+    """Payloads of the ChannelData on channel ch that c receives until none
+    comes within timeout s, at most most; anything else fails the case."""
+    got = []
+    while len(got) < most:
+        r = c.recv_data(timeout=timeout)
+        if r is None:
+            break
+        check(r[:2] == ("chan", ch), "peer data as ChannelData on channel 0x%04x: %r" % (ch, r[:2]))
+        got.append(r[2])
+    return got
+
+
 # ------------------------------------------------------------ batching
 
 @tap.case("One receive batch: ChannelData and Send indications of two clients reach their peers "
@@ -163,13 +176,7 @@ def t_batch_gso_boundaries():
             os.kill(srv.proc.pid, signal.SIGCONT)
         got_p = recv_all(pa, len(to_peer) + 2, timeout=1.0)
         check_eq(got_p, to_peer, "peer: each datagram whole and in order")
-        got_c = []
-        while len(got_c) < len(to_client) + 2:
-            got = c.recv_data(timeout=1.0)
-            if got is None:
-                break
-            check(got[:2] == ("chan", ch), "peer data as ChannelData on the channel: %r" % (got,))
-            got_c.append(got[2])
+        got_c = recv_chan_all(c, ch, len(to_client) + 2, timeout=1.0)
         check_eq(got_c, to_client, "client: each ChannelData whole and in order")
 
 
@@ -210,13 +217,7 @@ def t_batch_across_sockets():
             got = recv_all(ps[k], per_client + 2, timeout=1.0)
             check_eq(got, to_peer[k], "peer %d: its client's datagrams, whole and in order" % k)
         for k in range(n):
-            got_c = []
-            while len(got_c) < per_peer + 2:
-                got = cs[k].recv_data(timeout=1.0)
-                if got is None:
-                    break
-                check(got[:2] == ("chan", ch), "client %d: peer data as ChannelData: %r" % (k, got[:2]))
-                got_c.append(got[2])
+            got_c = recv_chan_all(cs[k], ch, per_peer + 2, timeout=1.0)
             check_eq(got_c, to_client[k], "client %d: its peer's datagrams, whole and in order" % k)
 
 
